@@ -12,6 +12,8 @@ export interface NodeStatus {
   ok: boolean;
   entries: number;
   bytes: number; // approximate bytes stored (values)
+  /** Remote stores only: the id the node reports for itself (its `<dataDir>/node-id`); `id` is the store's id. */
+  nodeId?: string;
 }
 
 export interface ListResult {
@@ -25,6 +27,16 @@ export class NodeUnavailableError extends Error {
   readonly code = 'NodeUnavailable';
   constructor(readonly nodeId: string, cause?: unknown) {
     super(`storage node ${nodeId} is unavailable${cause instanceof Error ? `: ${cause.message}` : ''}`);
+  }
+}
+
+/**
+ * The node refused the request and retrying will not help: an invalid key, value, range or list option
+ * ('NodeBadRequest'), or a missing or wrong bearer token ('NodeUnauthorized'). Both stores throw it alike.
+ */
+export class NodeRequestError extends Error {
+  constructor(readonly nodeId: string, readonly code: 'NodeBadRequest' | 'NodeUnauthorized', message: string) {
+    super(`storage node ${nodeId}: ${message}`);
   }
 }
 

@@ -1,0 +1,1117 @@
+// The object layer: everything between an S3 request and the storage nodes. It encrypts (crypto/), encodes
+// (erasure/), places fragments (placement.ts) and reaches storage only through FragmentStore, as MinIO's
+// erasure layer reaches disks only through StorageAPI. Nothing becomes visible before its fragments are
+// durable on a write quorum of nodes; the index commit (one LMDB transaction) is the moment of visibility.
+import { createHash, randomBytes } from 'node:crypto';
+import { pack, unpack } from 'msgpackr';
+import {
+  CHUNK_SIZE,
+  TAG_SIZE,
+  ChunkEncryptor,
+  CryptoError,
+  chunkSpan,
+  decryptChunks,
+  newDataKey,
+  seal,
+  unseal,
+  unwrapKey,
+  wrapKey,
+  type KeyProvider,
+} from '../../crypto/index.js';
+import {
+  dataShardSpans,
+  decodeStripe,
+  encodeStripe,
+  formatPolicy,
+  parsePolicy,
+  policyWidth,
+  readQuorumMet,
+  rebuildFragments,
+  writeQuorum,
+  type Policy,
+} from '../erasure/index.js';
+import { NodeUnavailableError, type FragmentEntry, type FragmentStore } from '../node/index.js';
+import type { Logger, Metrics } from '../../observe/index.js';
+import { idTime, newId, nextVersion } from './clock.js';
+import {
+  objectKey,
+  partKey,
+  type BucketRecord,
+  type IdOwner,
+  type MetaStore,
+  type ObjectMeta,
+  type PartLayout,
+  type StripeInfo,
+  type UploadPartRecord,
+  type UploadRecord,
+} from './meta-store.js';
+import { placeFragments } from './placement.js';
+import { s3Error, S3Error } from './s3-xml.js';
+
+/** A stripe is 16 sealed chunks: 1 MiB of plaintext. Stripe boundaries fall on chunk boundaries. */
+export const STRIPE_CHUNKS = 16;
+const SEALED_CHUNK = CHUNK_SIZE + TAG_SIZE;
+const STRIPE_CIPHER = STRIPE_CHUNKS * SEALED_CHUNK;
+const SUM_LEN = 16;
+/** Orphaned fragments younger than this are left alone: they may belong to a write in flight. */
+const ORPHAN_GRACE_MS = 60 * 60 * 1000;
+
+export interface ObjectLayerOptions {
+  meta: MetaStore;
+  nodes: FragmentStore[];
+  keys: KeyProvider;
+  /** Policy of buckets created without one. */
+  defaultPolicy: Policy;
+  /** Largest object accepted by a single PUT or a multipart upload (bytes). */
+  maxObjectSize: number;
+  /** Smallest part (but the last) a multipart upload accepts; S3's is 5 MiB. */
+  minPartSize: number;
+  storageClassPolicy: (cls: string) => Policy | undefined;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface PutOptions {
+  policy?: Policy;
+  storageClass?: string;
+  contentType?: string;
+  userMeta?: Record<string, string>;
+  /** Called once the body is read and durable, before it becomes visible; throw to abandon the write. */
+  beforeCommit?: (info: { md5: Buffer; size: number }) => void | Promise<void>;
+}
+
+export interface ListOptions {
+  prefix?: string;
+  delimiter?: string;
+  startAfter?: string;
+  /** Continue past every key that starts with this (a common prefix returned on the previous page). */
+  afterPrefix?: string;
+  maxKeys?: number;
+}
+
+export interface ListResult {
+  contents: ObjectMeta[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  /** The last key or common prefix returned; continue after it. */
+  nextAfter?: string;
+  nextIsPrefix?: boolean;
+}
+
+export type BatchOp = { op: 'put'; key: string; value: Buffer } | { op: 'get'; key: string } | { op: 'delete'; key: string };
+export type BatchResult = { ok: true; value?: Buffer } | { ok: false; code: string; message: string };
+
+export interface HealReport {
+  objects: number;
+  fragmentsChecked: number;
+  missing: number;
+  corrupt: number;
+  rebuilt: number;
+  unrecoverable: number;
+  unreachable: number;
+  orphansRemoved: number;
+}
+
+export function emptyHealReport(): HealReport {
+  return { objects: 0, fragmentsChecked: 0, missing: 0, corrupt: 0, rebuilt: 0, unrecoverable: 0, unreachable: 0, orphansRemoved: 0 };
+}
+
+function sum16(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest().subarray(0, SUM_LEN);
+}
+
+function fragKey(partId: string, stripe: number, frag: number): string {
+  return `${partId}.${stripe}.${frag}`;
+}
+
+function metaCopyKey(objectId: string): string {
+  return `${objectId}.meta`;
+}
+
+function partAad(partId: string): Buffer {
+  return Buffer.from(`securegrid/part/${partId}`);
+}
+
+function wrapAad(tenant: string, partId: string): Buffer {
+  return Buffer.from(`securegrid/key/${tenant}/${partId}`);
+}
+
+/** Which fragment indexes count toward the write quorum, and which hold exact replicas. */
+function fragmentRoles(p: Policy): { quorum: number[]; replicas: number[]; shards: number[] } {
+  const width = policyWidth(p);
+  const all = Array.from({ length: width }, (_, i) => i);
+  if (p.kind === 'replicate') return { quorum: all, replicas: all, shards: [] };
+  if (p.kind === 'ec') return { quorum: all, replicas: [], shards: all };
+  const shards = all.slice(p.r);
+  return { quorum: shards, replicas: all.slice(0, p.r), shards };
+}
+
+function dataShardCount(p: Policy): number {
+  return p.kind === 'ec' ? p.k : p.kind === 'hybrid' ? p.k : 1;
+}
+
+async function* once(b: Buffer): AsyncGenerator<Buffer> {
+  yield b;
+}
+
+export class ObjectLayer {
+  private readonly byId = new Map<string, FragmentStore>();
+  private readonly nodeIds: string[];
+  private readonly healQueue = new Set<string>();
+  private readonly m: {
+    fragmentWrites: ReturnType<Metrics['counter']>;
+    fragmentFailures: ReturnType<Metrics['counter']>;
+    degradedReads: ReturnType<Metrics['counter']>;
+    corruptFragments: ReturnType<Metrics['counter']>;
+    bytesIn: ReturnType<Metrics['counter']>;
+    bytesOut: ReturnType<Metrics['counter']>;
+    healed: ReturnType<Metrics['counter']>;
+  };
+
+  constructor(readonly opts: ObjectLayerOptions) {
+    for (const n of opts.nodes) {
+      if (this.byId.has(n.id)) throw new Error(`storage node ${n.id} is listed twice`);
+      this.byId.set(n.id, n);
+    }
+    this.nodeIds = [...this.byId.keys()];
+    const mt = opts.metrics;
+    this.m = {
+      fragmentWrites: mt.counter('kvs_fragment_writes_total', 'Fragments written to storage nodes'),
+      fragmentFailures: mt.counter('kvs_fragment_failures_total', 'Fragment operations that failed, by kind', ['kind']),
+      degradedReads: mt.counter('kvs_degraded_reads_total', 'Stripes read by decoding because a fragment was missing or bad'),
+      corruptFragments: mt.counter('kvs_corrupt_fragments_total', 'Fragments whose checksum did not match'),
+      bytesIn: mt.counter('kvs_plaintext_bytes_in_total', 'Object bytes written by clients'),
+      bytesOut: mt.counter('kvs_plaintext_bytes_out_total', 'Object bytes read by clients'),
+      healed: mt.counter('kvs_fragments_healed_total', 'Fragments rebuilt by healing'),
+    };
+  }
+
+  get nodes(): readonly FragmentStore[] {
+    return this.opts.nodes;
+  }
+
+  // ---------------------------------------------------------------- buckets
+
+  async createBucket(tenant: string, name: string, policy?: Policy): Promise<void> {
+    const p = formatPolicy(policy ?? this.opts.defaultPolicy);
+    this.checkPlaceable(parsePolicy(p));
+    const meta = this.opts.meta;
+    const outcome = await meta.transaction(() => {
+      const existing = meta.buckets.get(name);
+      if (existing) return existing.tenant === tenant ? 'mine' : 'theirs';
+      meta.buckets.put(name, { name, tenant, created: Date.now(), policy: p });
+      return 'created';
+    });
+    if (outcome === 'mine') throw s3Error('BucketAlreadyOwnedByYou');
+    if (outcome === 'theirs') throw s3Error('BucketAlreadyExists');
+  }
+
+  bucket(tenant: string, name: string): BucketRecord {
+    const b = this.opts.meta.buckets.get(name);
+    if (!b) throw s3Error('NoSuchBucket', undefined, { BucketName: name });
+    if (b.tenant !== tenant) throw s3Error('AccessDenied');
+    return b;
+  }
+
+  listBuckets(tenant: string): BucketRecord[] {
+    const out: BucketRecord[] = [];
+    for (const { value } of this.opts.meta.buckets.getRange({})) if (value.tenant === tenant) out.push(value);
+    return out;
+  }
+
+  async deleteBucket(tenant: string, name: string): Promise<void> {
+    this.bucket(tenant, name);
+    const meta = this.opts.meta;
+    const prefix = objectKey(name, '');
+    const ok = await meta.transaction(() => {
+      for (const { key } of meta.objects.getRange({ start: prefix, limit: 1 })) if (key.subarray(0, prefix.length).equals(prefix)) return false;
+      for (const { value } of meta.uploads.getRange({})) if (value.bucket === name) return false;
+      meta.buckets.remove(name);
+      return true;
+    });
+    if (!ok) throw s3Error('BucketNotEmpty', undefined, { BucketName: name });
+  }
+
+  // ---------------------------------------------------------------- objects
+
+  head(tenant: string, bucket: string, key: string): ObjectMeta {
+    this.bucket(tenant, bucket);
+    const m = this.opts.meta.objects.get(objectKey(bucket, key));
+    if (!m) throw s3Error('NoSuchKey', undefined, { Key: key });
+    return m;
+  }
+
+  policyFor(b: BucketRecord, storageClass?: string, policy?: Policy): { policy: Policy; storageClass: string } {
+    if (policy) return { policy, storageClass: storageClass ?? `SG-${formatPolicy(policy).toUpperCase()}` };
+    if (storageClass) {
+      const p = this.opts.storageClassPolicy(storageClass);
+      if (!p) throw s3Error('InvalidStorageClass', `The storage class ${storageClass} is not known; see the README for the mapping.`);
+      this.checkPlaceable(p);
+      return { policy: p, storageClass: storageClass.toUpperCase() };
+    }
+    const p = parsePolicy(b.policy);
+    const std = this.opts.storageClassPolicy('STANDARD');
+    return { policy: p, storageClass: std && formatPolicy(std) === b.policy ? 'STANDARD' : `SG-${b.policy.toUpperCase()}` };
+  }
+
+  private checkPlaceable(p: Policy): void {
+    const w = policyWidth(p);
+    if (w > this.nodeIds.length) {
+      throw s3Error('InvalidStorageClass', `policy ${formatPolicy(p)} needs ${w} storage nodes; this KVS has ${this.nodeIds.length}`);
+    }
+  }
+
+  /** Streams the body in, encrypts, encodes and stores it, then makes it visible. */
+  async putObject(tenant: string, bucket: string, key: string, body: AsyncIterable<Buffer>, o: PutOptions = {}): Promise<ObjectMeta> {
+    const b = this.bucket(tenant, bucket);
+    const { policy, storageClass } = this.policyFor(b, o.storageClass, o.policy);
+    const version = nextVersion();
+    const id = newId(version, randomBytes(8));
+    const base = { id, version, tenant, bucket, key, policy: formatPolicy(policy), storageClass, contentType: o.contentType, userMeta: o.userMeta };
+    let meta: ObjectMeta | undefined;
+    await this.writePart(tenant, id, policy, body, this.opts.maxObjectSize, async (part, digest) => {
+      await o.beforeCommit?.({ md5: digest, size: part.size });
+      meta = { ...base, size: part.size, etag: `"${digest.toString('hex')}"`, lastModified: Date.now(), parts: [part] };
+      return await this.metaCopy(meta);
+    });
+    if (!meta) throw new Error('object written without metadata');
+    await this.commit([{ bucket, key, meta }]);
+    this.m.bytesIn.inc(meta.size);
+    return meta;
+  }
+
+  /** Makes objects visible (or removes them, meta = undefined) in one transaction; newer versions win. */
+  private async commit(changes: Array<{ bucket: string; key: string; meta?: ObjectMeta; ifVersion?: number }>): Promise<void> {
+    const meta = this.opts.meta;
+    const superseded: ObjectMeta[] = [];
+    const lost: ObjectMeta[] = [];
+    await meta.transaction(() => {
+      for (const c of changes) {
+        const k = objectKey(c.bucket, c.key);
+        const old = meta.objects.get(k);
+        if (c.meta) {
+          if (old && old.version > c.meta.version) {
+            lost.push(c.meta);
+            continue;
+          }
+          meta.objects.put(k, c.meta);
+          const owner: IdOwner = { bucket: c.bucket, key: c.key };
+          meta.ids.put(c.meta.id, owner);
+          for (const p of c.meta.parts) meta.ids.put(p.id, owner);
+        } else if (old) {
+          meta.objects.remove(k);
+        }
+        if (old && (!c.meta || old.version <= c.meta.version)) {
+          superseded.push(old);
+          meta.ids.remove(old.id);
+          for (const p of old.parts) meta.ids.remove(p.id);
+        }
+      }
+    });
+    for (const m of [...superseded, ...lost]) void this.removeFragments(m).catch(() => undefined);
+  }
+
+  async deleteObject(tenant: string, bucket: string, key: string): Promise<void> {
+    this.bucket(tenant, bucket);
+    await this.commit([{ bucket, key }]);
+  }
+
+  async deleteObjects(tenant: string, bucket: string, keys: string[]): Promise<void> {
+    this.bucket(tenant, bucket);
+    await this.commit(keys.map((key) => ({ bucket, key })));
+  }
+
+  /** Best-effort removal of an object's fragments and metadata copies (what fails is collected later as orphans). */
+  private async removeFragments(m: ObjectMeta): Promise<void> {
+    const perNode = new Map<string, string[]>();
+    const add = (node: string, k: string) => {
+      let l = perNode.get(node);
+      if (!l) perNode.set(node, (l = []));
+      l.push(k);
+    };
+    for (const part of m.parts) {
+      part.stripes.forEach((_s, si) => part.nodes.forEach((n, fi) => add(n, fragKey(part.id, si, fi))));
+      if (part.id === m.id) for (const n of part.nodes) add(n, metaCopyKey(m.id));
+    }
+    if (m.parts.length !== 1 || m.parts[0]!.id !== m.id) {
+      for (const n of placeFragments(m.id, this.nodeIds, Math.min(this.nodeIds.length, policyWidth(parsePolicy(m.policy))))) add(n, metaCopyKey(m.id));
+    }
+    await Promise.allSettled([...perNode].map(([n, keys]) => this.byId.get(n)?.delete(keys)));
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /**
+   * Encrypts and encodes one part's stream, stripe by stripe, onto its placement. `finish` runs after the last
+   * stripe is encoded and before it is written; what it returns (a metadata copy) is written with that stripe.
+   */
+  private async writePart(
+    tenant: string,
+    partId: string,
+    policy: Policy,
+    body: AsyncIterable<Buffer>,
+    limit: number,
+    finish?: (layout: PartLayout, md5: Buffer) => Promise<Buffer | undefined>,
+  ): Promise<PartLayout> {
+    const master = await this.opts.keys.tenantKey(tenant, { create: true });
+    const dek = newDataKey();
+    const nodes = placeFragments(partId, this.nodeIds, policyWidth(policy));
+    const roles = fragmentRoles(policy);
+    const need = writeQuorum(policy);
+    const failed = new Set<number>();
+    const layout: PartLayout = { id: partId, nodes, size: 0, wrappedKey: wrapKey(master, dek, wrapAad(tenant, partId)), stripes: [], md5: '' };
+    const enc = new ChunkEncryptor(dek, partAad(partId));
+    const md5 = createHash('md5');
+    let pending: Buffer[] = [];
+    let inflight: Promise<void> | undefined;
+    let aborted = false;
+
+    const quorumLeft = () => roles.quorum.filter((i) => !failed.has(i)).length;
+    const writeStripe = async (stripeNo: number, frags: Buffer[], extra?: Buffer) => {
+      await Promise.all(
+        frags.map(async (f, i) => {
+          if (failed.has(i)) return;
+          const entries: FragmentEntry[] = [{ key: fragKey(partId, stripeNo, i), value: f }];
+          if (extra) entries.push({ key: metaCopyKey(partId), value: extra });
+          try {
+            await this.byId.get(nodes[i]!)!.put(entries);
+            this.m.fragmentWrites.inc();
+          } catch (err) {
+            failed.add(i);
+            this.m.fragmentFailures.inc({ kind: 'write' });
+            this.opts.log.warn({ node: nodes[i], err: (err as Error).message }, 'fragment write failed');
+          }
+        }),
+      );
+      if (quorumLeft() < need) throw this.quorumError('write', quorumLeft(), need, policy);
+    };
+    const encode = async (final: boolean): Promise<{ no: number; frags: Buffer[] }> => {
+      const cipher = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+      pending = [];
+      const { shardLen, fragments } = await encodeStripe(policy, cipher);
+      const sums = Buffer.alloc(SUM_LEN * fragments.length);
+      let prev: Buffer | undefined;
+      let prevSum: Buffer | undefined;
+      fragments.forEach((f, i) => {
+        const s = f === prev ? prevSum! : sum16(f);
+        s.copy(sums, i * SUM_LEN);
+        prev = f;
+        prevSum = s;
+      });
+      const info: StripeInfo = { len: cipher.length, shard: shardLen, sums };
+      layout.stripes.push(info);
+      void final;
+      return { no: layout.stripes.length - 1, frags: fragments };
+    };
+
+    try {
+      for await (const piece of body) {
+        layout.size += piece.length;
+        if (layout.size > limit) {
+          throw s3Error('EntityTooLarge', `Your proposed upload exceeds the maximum allowed object size of ${limit} bytes.`);
+        }
+        md5.update(piece);
+        for (const c of enc.push(piece)) {
+          pending.push(c);
+          if (pending.length === STRIPE_CHUNKS) {
+            const s = await encode(false);
+            if (inflight) await inflight;
+            inflight = writeStripe(s.no, s.frags);
+            inflight.catch(() => undefined);
+          }
+        }
+      }
+      pending.push(enc.final());
+      const last = await encode(true);
+      if (inflight) await inflight;
+      const digest = md5.digest();
+      layout.md5 = digest.toString('hex');
+      const extra = finish ? await finish(layout, digest) : undefined;
+      await writeStripe(last.no, last.frags, extra);
+      if (quorumLeft() < need) throw this.quorumError('write', quorumLeft(), need, policy);
+      return layout;
+    } catch (err) {
+      aborted = true;
+      if (inflight) await inflight.catch(() => undefined);
+      throw err;
+    } finally {
+      if (aborted && layout.stripes.length > 0) {
+        const stripes = layout.stripes.length;
+        void Promise.allSettled(
+          nodes.map((n, fi) => this.byId.get(n)!.delete([...Array.from({ length: stripes }, (_, s) => fragKey(partId, s, fi)), metaCopyKey(partId)])),
+        );
+      }
+    }
+  }
+
+  private quorumError(kind: 'write' | 'read', have: number, need: number, p: Policy): S3Error {
+    return s3Error(
+      'ServiceUnavailable',
+      `${kind} quorum not met for policy ${formatPolicy(p)}: ${have} fragment(s) ${kind === 'write' ? 'durable' : 'readable'}, ${need} needed; storage nodes are down`,
+    );
+  }
+
+  /** The object's metadata, sealed for its copies beside the fragments (used to rebuild the index). */
+  private async metaCopy(meta: ObjectMeta): Promise<Buffer> {
+    const key = await this.opts.keys.serviceKey('object-meta');
+    return seal(key, pack(meta), Buffer.from(`securegrid/meta/${meta.id}`));
+  }
+
+  async readMetaCopy(objectId: string, sealed: Buffer): Promise<ObjectMeta> {
+    const key = await this.opts.keys.serviceKey('object-meta');
+    return unpack(unseal(key, sealed, Buffer.from(`securegrid/meta/${objectId}`))) as ObjectMeta;
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** Plaintext of [start, end) of the object, streamed stripe by stripe with one stripe of read-ahead. */
+  async *read(meta: ObjectMeta, start = 0, end = meta.size): AsyncGenerator<Buffer> {
+    const policy = parsePolicy(meta.policy);
+    let partStart = 0;
+    for (const part of meta.parts) {
+      const partEnd = partStart + part.size;
+      if (partEnd <= start && part.size > 0) {
+        partStart = partEnd;
+        continue;
+      }
+      if (partStart >= end) break;
+      const ls = Math.max(0, start - partStart);
+      const le = Math.min(part.size, end - partStart);
+      if (le > ls) yield* this.readPart(meta.tenant, policy, part, ls, le);
+      partStart = partEnd;
+    }
+  }
+
+  private async *readPart(tenant: string, policy: Policy, part: PartLayout, ls: number, le: number): AsyncGenerator<Buffer> {
+    const master = await this.opts.keys.tenantKey(tenant);
+    const dek = unwrapKey(master, part.wrappedKey, wrapAad(tenant, part.id));
+    const aad = partAad(part.id);
+    const span = chunkSpan(part.size, ls, le);
+    const firstStripe = Math.floor(span.cipherStart / STRIPE_CIPHER);
+    const lastStripe = Math.floor((span.cipherEnd - 1) / STRIPE_CIPHER);
+    let remaining = le - ls;
+    let skip = span.skip;
+    const fetch = (s: number) => {
+      const sStart = s * STRIPE_CIPHER;
+      const a = Math.max(span.cipherStart, sStart) - sStart;
+      const b = Math.min(span.cipherEnd, sStart + part.stripes[s]!.len) - sStart;
+      const p = this.readStripe(policy, part, s, a, b).then(
+        (buf) => ({ buf, a }),
+        (err) => ({ err, a }),
+      );
+      return p;
+    };
+    let next = fetch(firstStripe);
+    for (let s = firstStripe; s <= lastStripe; s++) {
+      const cur = await next;
+      if (s < lastStripe) next = fetch(s + 1);
+      if ('err' in cur) throw cur.err;
+      const firstChunk = (s * STRIPE_CIPHER + cur.a) / SEALED_CHUNK;
+      let plain: Buffer;
+      try {
+        plain = decryptChunks(dek, aad, part.size, firstChunk, cur.buf);
+      } catch (err) {
+        if (!(err instanceof CryptoError)) throw err;
+        // Unverified bytes (a range of a fragment) failed authentication: read the stripe the careful way.
+        this.m.corruptFragments.inc();
+        const whole = await this.readStripeVerified(policy, part, s);
+        try {
+          plain = decryptChunks(dek, aad, part.size, firstChunk, whole.subarray(cur.a, cur.a + cur.buf.length));
+        } catch {
+          throw s3Error('InternalError', 'stored object failed authentication on every copy; it was not returned');
+        }
+      }
+      if (skip > 0) {
+        plain = plain.subarray(skip);
+        skip = 0;
+      }
+      if (plain.length > remaining) plain = plain.subarray(0, remaining);
+      remaining -= plain.length;
+      this.m.bytesOut.inc(plain.length);
+      yield plain;
+    }
+  }
+
+  /** Bytes [a, b) of a stripe's ciphertext, by the cheapest route: an exact replica, else the data shards, else decoding. */
+  private async readStripe(policy: Policy, part: PartLayout, s: number, a: number, b: number): Promise<Buffer> {
+    const info = part.stripes[s]!;
+    const whole = a === 0 && b === info.len;
+    const roles = fragmentRoles(policy);
+    for (const i of roles.replicas) {
+      const got = await this.fetchFragment(part, s, i, whole ? undefined : { start: a, end: b });
+      if (got && got.length === b - a) return got;
+    }
+    if (roles.shards.length > 0) {
+      const spans = dataShardSpans(policy, info.shard, a, b);
+      const wholeShards = whole && spans.every((sp) => sp.offset === 0);
+      const got = await Promise.all(
+        spans.map((sp) =>
+          this.fetchFragment(part, s, sp.fragment, wholeShards ? undefined : { start: sp.offset, end: sp.offset + sp.length }).then((buf) =>
+            buf && wholeShards ? buf.subarray(0, sp.length) : buf,
+          ),
+        ),
+      );
+      if (got.every((g, i) => g && g.length === spans[i]!.length)) return got.length === 1 ? got[0]! : Buffer.concat(got as Buffer[]);
+    }
+    this.m.degradedReads.inc();
+    const full = await this.readStripeVerified(policy, part, s);
+    return full.subarray(a, b);
+  }
+
+  /**
+   * One fragment, whole (checked against its checksum) or a byte range (checked later by AES-GCM).
+   * Missing, unreachable or corrupt → undefined, and the object is queued for healing.
+   */
+  private async fetchFragment(part: PartLayout, s: number, i: number, range?: { start: number; end: number }): Promise<Buffer | undefined> {
+    const node = this.byId.get(part.nodes[i]!);
+    if (!node) return undefined;
+    try {
+      const buf = await node.get(fragKey(part.id, s, i), range);
+      if (!buf) {
+        this.m.fragmentFailures.inc({ kind: 'missing' });
+        this.healQueue.add(part.id);
+        return undefined;
+      }
+      if (!range && !sum16(buf).equals(part.stripes[s]!.sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
+        this.m.corruptFragments.inc();
+        this.healQueue.add(part.id);
+        return undefined;
+      }
+      return buf;
+    } catch (err) {
+      if (!(err instanceof NodeUnavailableError)) throw err;
+      this.m.fragmentFailures.inc({ kind: 'unreachable' });
+      return undefined;
+    }
+  }
+
+  /** The whole stripe from checksummed fragments, decoding when needed; never wrong data. */
+  private async readStripeVerified(policy: Policy, part: PartLayout, s: number): Promise<Buffer> {
+    const info = part.stripes[s]!;
+    const width = policyWidth(policy);
+    const frags = await Promise.all(Array.from({ length: width }, (_, i) => this.fetchFragment(part, s, i)));
+    const present = frags.map((f) => f !== undefined);
+    if (!readQuorumMet(policy, present)) {
+      const have = policy.kind === 'hybrid' ? present.slice(policy.r).filter(Boolean).length : present.filter(Boolean).length;
+      throw this.quorumError('read', have, dataShardCount(policy), policy);
+    }
+    return await decodeStripe(policy, frags, info.shard, info.len);
+  }
+
+  // ---------------------------------------------------------------- listing
+
+  list(tenant: string, bucket: string, o: ListOptions): ListResult {
+    this.bucket(tenant, bucket);
+    const prefix = o.prefix ?? '';
+    const maxKeys = Math.max(0, Math.min(o.maxKeys ?? 1000, 1000));
+    const out: ListResult = { contents: [], commonPrefixes: [], isTruncated: false };
+    const bucketEnd = Buffer.concat([Buffer.from(bucket, 'utf8'), Buffer.from([1])]);
+    const prefixKey = objectKey(bucket, prefix);
+    let from = prefixKey;
+    let exclusive: Buffer | undefined;
+    if (o.startAfter && Buffer.compare(objectKey(bucket, o.startAfter), prefixKey) >= 0) {
+      from = objectKey(bucket, o.startAfter);
+      exclusive = from;
+    }
+    if (o.afterPrefix !== undefined) {
+      const past = Buffer.concat([objectKey(bucket, o.afterPrefix), Buffer.from([0xff])]);
+      if (Buffer.compare(past, from) > 0) {
+        from = past;
+        exclusive = undefined;
+      }
+    }
+    const bucketLen = Buffer.byteLength(bucket) + 1;
+    const objects = this.opts.meta.objects;
+    let count = 0;
+    while (true) {
+      let restartAt: Buffer | undefined;
+      for (const { key: k, value } of objects.getRange({ start: from, end: bucketEnd })) {
+        if (exclusive && k.equals(exclusive)) continue;
+        if (!k.subarray(0, prefixKey.length).equals(prefixKey)) return out;
+        const name = k.subarray(bucketLen).toString('utf8');
+        if (count >= maxKeys) {
+          out.isTruncated = true;
+          return out;
+        }
+        if (o.delimiter) {
+          const at = name.indexOf(o.delimiter, prefix.length);
+          if (at >= 0) {
+            const cp = name.slice(0, at + o.delimiter.length);
+            out.commonPrefixes.push(cp);
+            out.nextAfter = cp;
+            out.nextIsPrefix = true;
+            count++;
+            // Skip every key under this common prefix: restart just past it.
+            restartAt = Buffer.concat([objectKey(bucket, cp), Buffer.from([0xff])]);
+            break;
+          }
+        }
+        out.contents.push(value);
+        out.nextAfter = name;
+        out.nextIsPrefix = false;
+        count++;
+      }
+      if (!restartAt) return out;
+      from = restartAt;
+      exclusive = undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------- copy
+
+  async copyObject(
+    tenant: string,
+    src: { bucket: string; key: string },
+    dst: { bucket: string; key: string },
+    o: { storageClass?: string; replaceMeta?: { contentType?: string; userMeta?: Record<string, string> }; range?: { start: number; end: number } },
+  ): Promise<ObjectMeta> {
+    const source = this.head(tenant, src.bucket, src.key);
+    const dstBucket = this.bucket(tenant, dst.bucket);
+    const same = src.bucket === dst.bucket && src.key === dst.key;
+    if (same && !o.storageClass && !o.replaceMeta) {
+      throw s3Error(
+        'InvalidRequest',
+        "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+      );
+    }
+    const { policy, storageClass } = o.storageClass
+      ? this.policyFor(dstBucket, o.storageClass)
+      : same
+        ? { policy: parsePolicy(source.policy), storageClass: source.storageClass }
+        : this.policyFor(dstBucket);
+    const start = o.range?.start ?? 0;
+    const end = o.range?.end ?? source.size;
+    // Re-encrypted under a fresh data key and re-encoded under the target policy.
+    return this.putObject(tenant, dst.bucket, dst.key, this.read(source, start, end), {
+      policy,
+      storageClass,
+      contentType: o.replaceMeta ? o.replaceMeta.contentType : source.contentType,
+      userMeta: o.replaceMeta ? o.replaceMeta.userMeta : source.userMeta,
+    });
+  }
+
+  // ---------------------------------------------------------------- multipart
+
+  async createUpload(tenant: string, bucket: string, key: string, o: PutOptions): Promise<string> {
+    const b = this.bucket(tenant, bucket);
+    const { policy, storageClass } = this.policyFor(b, o.storageClass, o.policy);
+    const uploadId = randomBytes(24).toString('base64url');
+    const rec: UploadRecord = { uploadId, tenant, bucket, key, initiated: Date.now(), policy: formatPolicy(policy), storageClass, contentType: o.contentType, userMeta: o.userMeta };
+    await this.opts.meta.uploads.put(uploadId, rec);
+    return uploadId;
+  }
+
+  upload(tenant: string, bucket: string, key: string, uploadId: string): UploadRecord {
+    this.bucket(tenant, bucket);
+    const u = this.opts.meta.uploads.get(uploadId);
+    if (!u || u.bucket !== bucket || u.key !== key || u.tenant !== tenant) throw s3Error('NoSuchUpload', undefined, { UploadId: uploadId });
+    return u;
+  }
+
+  async uploadPart(
+    tenant: string,
+    bucket: string,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: AsyncIterable<Buffer>,
+    beforeCommit?: PutOptions['beforeCommit'],
+  ): Promise<UploadPartRecord> {
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10000) {
+      throw s3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive');
+    }
+    const u = this.upload(tenant, bucket, key, uploadId);
+    const version = nextVersion();
+    const id = newId(version, randomBytes(8));
+    await this.opts.meta.ids.put(id, { upload: uploadId });
+    const layout = await this.writePart(tenant, id, parsePolicy(u.policy), body, this.opts.maxObjectSize, async (part, md5) => {
+      await beforeCommit?.({ md5, size: part.size });
+      return undefined;
+    });
+    const rec: UploadPartRecord = { partNumber, etag: `"${layout.md5}"`, lastModified: Date.now(), layout };
+    const meta = this.opts.meta;
+    const replaced = await meta.transaction(() => {
+      if (!meta.uploads.get(uploadId)) return 'gone';
+      const old = meta.uploadParts.get(partKey(uploadId, partNumber));
+      meta.uploadParts.put(partKey(uploadId, partNumber), rec);
+      if (old) meta.ids.remove(old.layout.id);
+      return old;
+    });
+    if (replaced === 'gone') {
+      void this.removePartFragments(layout);
+      throw s3Error('NoSuchUpload', undefined, { UploadId: uploadId });
+    }
+    if (replaced) void this.removePartFragments(replaced.layout);
+    this.m.bytesIn.inc(layout.size);
+    return rec;
+  }
+
+  listParts(tenant: string, bucket: string, key: string, uploadId: string, o: { marker?: number; maxParts?: number } = {}): { upload: UploadRecord; parts: UploadPartRecord[]; isTruncated: boolean } {
+    const upload = this.upload(tenant, bucket, key, uploadId);
+    const max = Math.max(0, Math.min(o.maxParts ?? 1000, 1000));
+    const parts: UploadPartRecord[] = [];
+    let isTruncated = false;
+    for (const { value } of this.opts.meta.uploadParts.getRange({ start: partKey(uploadId, (o.marker ?? 0) + 1), end: partKey(uploadId, 10001) })) {
+      if (parts.length >= max) {
+        isTruncated = true;
+        break;
+      }
+      parts.push(value);
+    }
+    return { upload, parts, isTruncated };
+  }
+
+  listUploads(tenant: string, bucket: string): UploadRecord[] {
+    this.bucket(tenant, bucket);
+    const out: UploadRecord[] = [];
+    for (const { value } of this.opts.meta.uploads.getRange({})) if (value.bucket === bucket && value.tenant === tenant) out.push(value);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.initiated - b.initiated));
+  }
+
+  async completeUpload(tenant: string, bucket: string, key: string, uploadId: string, wanted: Array<{ partNumber: number; etag: string }>): Promise<ObjectMeta> {
+    const u = this.upload(tenant, bucket, key, uploadId);
+    if (wanted.length === 0) throw s3Error('MalformedXML', 'You must specify at least one part');
+    const parts: UploadPartRecord[] = [];
+    let prev = 0;
+    for (const w of wanted) {
+      if (w.partNumber <= prev) throw s3Error('InvalidPartOrder');
+      prev = w.partNumber;
+      const rec = this.opts.meta.uploadParts.get(partKey(uploadId, w.partNumber));
+      const norm = (e: string) => e.replace(/^"|"$/g, '').toLowerCase();
+      if (!rec || norm(rec.etag) !== norm(w.etag)) {
+        throw s3Error('InvalidPart', `One or more of the specified parts could not be found (part ${w.partNumber}).`);
+      }
+      parts.push(rec);
+    }
+    parts.forEach((p, i) => {
+      if (i < parts.length - 1 && p.layout.size < this.opts.minPartSize) {
+        throw s3Error('EntityTooSmall', `Part ${p.partNumber} is ${p.layout.size} bytes; every part but the last must be at least ${this.opts.minPartSize} bytes.`);
+      }
+    });
+    const size = parts.reduce((a, p) => a + p.layout.size, 0);
+    if (size > this.opts.maxObjectSize) throw s3Error('EntityTooLarge');
+    const md5s = Buffer.concat(parts.map((p) => Buffer.from(p.layout.md5, 'hex')));
+    const version = nextVersion();
+    const id = newId(version, randomBytes(8));
+    const meta: ObjectMeta = {
+      id,
+      version,
+      tenant,
+      bucket,
+      key,
+      policy: u.policy,
+      storageClass: u.storageClass,
+      size,
+      etag: `"${createHash('md5').update(md5s).digest('hex')}-${parts.length}"`,
+      lastModified: Date.now(),
+      contentType: u.contentType,
+      userMeta: u.userMeta,
+      parts: parts.map((p) => p.layout),
+    };
+    // Metadata copies on the object's own placement, then visibility, then the upload's bookkeeping.
+    const copy = await this.metaCopy(meta);
+    const copyNodes = placeFragments(id, this.nodeIds, Math.min(this.nodeIds.length, policyWidth(parsePolicy(u.policy))));
+    await Promise.allSettled(copyNodes.map((n) => this.byId.get(n)!.put([{ key: metaCopyKey(id), value: copy }])));
+    const all = [...this.opts.meta.uploadParts.getRange({ start: partKey(uploadId, 0), end: partKey(uploadId, 10001) })].map((e) => e.value);
+    const used = new Set(parts.map((p) => p.partNumber));
+    const metaDb = this.opts.meta;
+    await metaDb.transaction(() => {
+      metaDb.uploads.remove(uploadId);
+      for (const p of all) metaDb.uploadParts.remove(partKey(uploadId, p.partNumber));
+    });
+    await this.commit([{ bucket, key, meta }]);
+    for (const p of all) if (!used.has(p.partNumber)) void this.removePartFragments(p.layout);
+    return meta;
+  }
+
+  async abortUpload(tenant: string, bucket: string, key: string, uploadId: string): Promise<void> {
+    this.upload(tenant, bucket, key, uploadId);
+    const meta = this.opts.meta;
+    const parts = [...meta.uploadParts.getRange({ start: partKey(uploadId, 0), end: partKey(uploadId, 10001) })].map((e) => e.value);
+    await meta.transaction(() => {
+      meta.uploads.remove(uploadId);
+      for (const p of parts) {
+        meta.uploadParts.remove(partKey(uploadId, p.partNumber));
+        meta.ids.remove(p.layout.id);
+      }
+    });
+    for (const p of parts) void this.removePartFragments(p.layout);
+  }
+
+  private async removePartFragments(part: PartLayout): Promise<void> {
+    await Promise.allSettled(part.nodes.map((n, fi) => this.byId.get(n)?.delete(part.stripes.map((_s, si) => fragKey(part.id, si, fi)))));
+  }
+
+  // ---------------------------------------------------------------- batch (securegrid extension)
+
+  /**
+   * Many small puts, gets and deletes in one call. Gets see the state before the batch; all puts and deletes
+   * become visible together in one transaction, or none does. Fragments are grouped per node: one node
+   * request per node per batch, however many objects.
+   */
+  async batch(tenant: string, bucket: string, ops: BatchOp[]): Promise<BatchResult[]> {
+    const b = this.bucket(tenant, bucket);
+    const results: BatchResult[] = new Array(ops.length);
+    // Reads first, against the current state.
+    const gets = ops.map((o, i) => ({ o, i })).filter((x) => x.o.op === 'get');
+    await Promise.all(
+      gets.map(async ({ o, i }) => {
+        const meta = this.opts.meta.objects.get(objectKey(bucket, o.key));
+        if (!meta) {
+          results[i] = { ok: false, code: 'NoSuchKey', message: 'The specified key does not exist.' };
+          return;
+        }
+        try {
+          const chunks: Buffer[] = [];
+          for await (const c of this.read(meta)) chunks.push(c);
+          results[i] = { ok: true, value: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+        } catch (err) {
+          const e = err as S3Error;
+          results[i] = { ok: false, code: e.code ?? 'InternalError', message: e.message };
+        }
+      }),
+    );
+    const writes = ops.map((o, i) => ({ o, i })).filter((x) => x.o.op !== 'get');
+    if (writes.length === 0) return results;
+    const { policy, storageClass } = this.policyFor(b);
+    const changes: Array<{ bucket: string; key: string; meta?: ObjectMeta }> = [];
+    const perNode = new Map<string, FragmentEntry[]>();
+    const master = await this.opts.keys.tenantKey(tenant, { create: true });
+    const metaKey = await this.opts.keys.serviceKey('object-meta');
+    const width = policyWidth(policy);
+    const roles = fragmentRoles(policy);
+    const placed: Array<{ nodes: string[] }> = [];
+    for (const { o } of writes) {
+      if (o.op === 'delete') {
+        changes.push({ bucket, key: o.key });
+        continue;
+      }
+      if (o.op !== 'put') continue;
+      if (o.value.length > this.opts.maxObjectSize) throw s3Error('EntityTooLarge');
+      const version = nextVersion();
+      const id = newId(version, randomBytes(8));
+      const nodes = placeFragments(id, this.nodeIds, width);
+      const dek = newDataKey();
+      const aad = partAad(id);
+      const part: PartLayout = { id, nodes, size: o.value.length, wrappedKey: wrapKey(master, dek, wrapAad(tenant, id)), stripes: [], md5: createHash('md5').update(o.value).digest('hex') };
+      // Values in a batch are small: encrypt and encode in memory, stripe by stripe.
+      const enc = new ChunkEncryptor(dek, aad);
+      const sealed = [...enc.push(o.value), enc.final()];
+      const frags: Buffer[][] = [];
+      for (let c = 0; c < sealed.length; c += STRIPE_CHUNKS) {
+        const cipher = Buffer.concat(sealed.slice(c, c + STRIPE_CHUNKS));
+        const { shardLen, fragments } = await encodeStripe(policy, cipher);
+        const sums = Buffer.alloc(SUM_LEN * fragments.length);
+        fragments.forEach((f, i) => sum16(f).copy(sums, i * SUM_LEN));
+        part.stripes.push({ len: cipher.length, shard: shardLen, sums });
+        frags.push(fragments);
+      }
+      const meta: ObjectMeta = {
+        id,
+        version,
+        tenant,
+        bucket,
+        key: o.key,
+        policy: formatPolicy(policy),
+        storageClass,
+        size: o.value.length,
+        etag: `"${part.md5}"`,
+        lastModified: Date.now(),
+        parts: [part],
+      };
+      const copy = seal(metaKey, pack(meta), Buffer.from(`securegrid/meta/${id}`));
+      nodes.forEach((n, fi) => {
+        let l = perNode.get(n);
+        if (!l) perNode.set(n, (l = []));
+        frags.forEach((fr, si) => l!.push({ key: fragKey(id, si, fi), value: fr[fi]! }));
+        l.push({ key: metaCopyKey(id), value: copy });
+      });
+      placed.push({ nodes });
+      changes.push({ bucket, key: o.key, meta });
+    }
+    const failedNodes = new Set<string>();
+    await Promise.all(
+      [...perNode].map(async ([n, entries]) => {
+        try {
+          await this.byId.get(n)!.put(entries);
+          this.m.fragmentWrites.inc(entries.length);
+        } catch (err) {
+          failedNodes.add(n);
+          this.m.fragmentFailures.inc({ kind: 'write' });
+          this.opts.log.warn({ node: n, err: (err as Error).message }, 'batch fragment write failed');
+        }
+      }),
+    );
+    const need = writeQuorum(policy);
+    for (const p of placed) {
+      const ok = roles.quorum.filter((i) => !failedNodes.has(p.nodes[i]!)).length;
+      if (ok < need) {
+        void Promise.allSettled([...perNode].map(([n, entries]) => this.byId.get(n)!.delete(entries.map((e) => e.key))));
+        throw this.quorumError('write', ok, need, policy);
+      }
+    }
+    await this.commit(changes);
+    for (const { i } of writes) results[i] = { ok: true };
+    return results;
+  }
+
+  // ---------------------------------------------------------------- healing
+
+  /** Objects whose reads found a missing or corrupt fragment since the last drain. */
+  takeHealQueue(): string[] {
+    const ids = [...this.healQueue];
+    this.healQueue.clear();
+    return ids;
+  }
+
+  /** Checks every fragment of one object against its checksum and rebuilds what is missing or corrupt. */
+  async healObject(meta: ObjectMeta, report: HealReport = emptyHealReport()): Promise<HealReport> {
+    const policy = parsePolicy(meta.policy);
+    const width = policyWidth(policy);
+    report.objects++;
+    let copy: Buffer | undefined;
+    for (const part of meta.parts) {
+      for (let s = 0; s < part.stripes.length; s++) {
+        const info = part.stripes[s]!;
+        const frags: (Buffer | undefined)[] = [];
+        const bad: number[] = [];
+        await Promise.all(
+          Array.from({ length: width }, async (_, i) => {
+            report.fragmentsChecked++;
+            const node = this.byId.get(part.nodes[i]!);
+            let buf: Buffer | undefined;
+            try {
+              buf = node ? await node.get(fragKey(part.id, s, i)) : undefined;
+            } catch (err) {
+              if (!(err instanceof NodeUnavailableError)) throw err;
+              report.unreachable++;
+              return;
+            }
+            if (!buf) {
+              report.missing++;
+              bad.push(i);
+            } else if (!sum16(buf).equals(info.sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
+              report.corrupt++;
+              this.m.corruptFragments.inc();
+              bad.push(i);
+            } else {
+              frags[i] = buf;
+            }
+          }),
+        );
+        if (bad.length === 0) continue;
+        const present = Array.from({ length: width }, (_, i) => frags[i] !== undefined);
+        if (!readQuorumMet(policy, present)) {
+          report.unrecoverable += bad.length;
+          this.opts.log.error({ object: meta.id }, 'object has too few healthy fragments to heal');
+          continue;
+        }
+        bad.sort((x, y) => x - y);
+        const rebuilt = await rebuildFragments(policy, frags, info.shard, info.len, bad);
+        await Promise.all(
+          bad.map(async (i, j) => {
+            try {
+              await this.byId.get(part.nodes[i]!)!.put([{ key: fragKey(part.id, s, i), value: rebuilt[j]! }]);
+              report.rebuilt++;
+              this.m.healed.inc();
+            } catch (err) {
+              if (!(err instanceof NodeUnavailableError)) throw err;
+              report.unreachable++;
+            }
+          }),
+        );
+      }
+    }
+    // The metadata copies beside the fragments.
+    const copyNodes = meta.parts.length === 1 && meta.parts[0]!.id === meta.id ? meta.parts[0]!.nodes : placeFragments(meta.id, this.nodeIds, Math.min(this.nodeIds.length, width));
+    await Promise.all(
+      copyNodes.map(async (n) => {
+        const node = this.byId.get(n);
+        if (!node) return;
+        try {
+          const have = await node.get(metaCopyKey(meta.id));
+          let fine = false;
+          if (have) {
+            try {
+              fine = (await this.readMetaCopy(meta.id, have)).version === meta.version;
+            } catch {
+              fine = false;
+            }
+          }
+          if (!fine) {
+            copy ??= await this.metaCopy(meta);
+            await node.put([{ key: metaCopyKey(meta.id), value: copy }]);
+          }
+        } catch (err) {
+          if (!(err instanceof NodeUnavailableError)) throw err;
+        }
+      }),
+    );
+    return report;
+  }
+
+  /** Every object in the index, then orphaned fragments on every node. */
+  async healAll(onProgress?: (done: number, report: HealReport) => void): Promise<HealReport> {
+    const report = emptyHealReport();
+    let done = 0;
+    for (const { value } of this.opts.meta.objects.getRange({})) {
+      await this.healObject(value, report);
+      onProgress?.(++done, report);
+    }
+    this.healQueue.clear();
+    report.orphansRemoved = await this.collectOrphans();
+    return report;
+  }
+
+  /** Heals the objects that reads flagged. */
+  async healQueued(): Promise<HealReport> {
+    const report = emptyHealReport();
+    const ids = this.takeHealQueue();
+    for (const id of ids) {
+      const owner = this.opts.meta.ids.get(id);
+      if (!owner || !('key' in owner)) continue;
+      const meta = this.opts.meta.objects.get(objectKey(owner.bucket, owner.key));
+      if (meta) await this.healObject(meta, report);
+    }
+    return report;
+  }
+
+  /** Removes fragments no object or upload refers to, once they are older than the grace period. */
+  async collectOrphans(now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const node of this.opts.nodes) {
+      let after: string | undefined;
+      try {
+        do {
+          const page = await node.list({ after, limit: 1000 });
+          const dead = page.keys
+            .map((k) => k.key)
+            .filter((k) => {
+              const id = k.slice(0, k.indexOf('.'));
+              return id.length === 32 && now - idTime(id) > ORPHAN_GRACE_MS && !this.opts.meta.ids.get(id);
+            });
+          if (dead.length) {
+            await node.delete(dead);
+            removed += dead.length;
+          }
+          after = page.next;
+        } while (after);
+      } catch (err) {
+        if (!(err instanceof NodeUnavailableError)) throw err;
+      }
+    }
+    return removed;
+  }
+
+  /** A single object written from a Buffer (for our own services and the demo). */
+  putBuffer(tenant: string, bucket: string, key: string, value: Buffer, o: PutOptions = {}): Promise<ObjectMeta> {
+    return this.putObject(tenant, bucket, key, once(value), o);
+  }
+
+  async getBuffer(tenant: string, bucket: string, key: string): Promise<Buffer> {
+    const meta = this.head(tenant, bucket, key);
+    const chunks: Buffer[] = [];
+    for await (const c of this.read(meta)) chunks.push(c);
+    return Buffer.concat(chunks);
+  }
+}

@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvsClient, startGateway, startNodeServer, parsePolicy, type Gateway } from '../kvs/index.js';
+import { setLogLevel } from '../observe/index.js';
 import { parseFlags, intFlag, usage, type FlagSpec } from './args.js';
 
 const SPEC: Record<string, FlagSpec> = {
@@ -28,6 +29,12 @@ function human(n: number): string {
 }
 
 function progress(label: string, done: number, total: number): void {
+  if (!process.stdout.isTTY) {
+    // Logs and CI: a line at each quarter instead of a redrawn bar.
+    const q = (n: number) => Math.floor((n * 4) / total);
+    if (done === total || q(done) !== q(done - 1)) console.log(`  ${label}: ${done}/${total}`);
+    return;
+  }
   const width = 30;
   const filled = Math.round((done / total) * width);
   process.stdout.write(`\r  ${label.padEnd(34)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
@@ -74,7 +81,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const f = parseFlags(argv, SPEC);
   if (f.help) return (console.log(usage('demo', 'Runs the securegrid pipeline end to end on this machine.', SPEC)), 0);
   const perSize = intFlag(f.objects, 'objects', 1, 1000);
-  process.env.SECUREGRID_LOG_LEVEL ??= 'warn';
+  setLogLevel(process.env.SECUREGRID_LOG_LEVEL ?? 'error');
   const t0 = Date.now();
   const root = mkdtempSync(join(tmpdir(), 'securegrid-demo-'));
   const canary = `SG-CANARY-${randomBytes(6).toString('hex')}`;
@@ -167,10 +174,10 @@ export async function runDemo(argv: string[]): Promise<number> {
     const heal = await gw.heal((n, rep) => {
       if (Date.now() - last > 200) {
         last = Date.now();
-        process.stdout.write(`\r  healing: ${n} objects checked, ${rep.rebuilt} fragments rebuilt`);
+        if (process.stdout.isTTY) process.stdout.write(`\r  healing: ${n} objects checked, ${rep.rebuilt} fragments rebuilt`);
       }
     });
-    process.stdout.write('\n');
+    if (process.stdout.isTTY) process.stdout.write('\n');
     console.log(`   ${heal.objects} objects, ${heal.fragmentsChecked} fragments checked, ${heal.missing} missing, ${heal.corrupt} corrupt, ${heal.rebuilt} rebuilt, ${heal.unrecoverable} unrecoverable`);
     const again = await gw.heal();
     console.log(`   second pass: ${again.missing} missing, ${again.rebuilt} rebuilt`);
@@ -193,10 +200,10 @@ export async function runDemo(argv: string[]): Promise<number> {
 
     // Summary.
     console.log('\nsummary (raw storage per policy, as in the paper\'s Fig. 5)');
-    console.log('  policy          bucket          objects   logical      raw          overhead');
+    console.log('  policy            bucket          objects   logical      raw          overhead');
     for (const p of POLICIES) {
       const s = rawBytes(gw, 'demo-utility', p.bucket);
-      console.log(`  ${`${p.label} ${p.policy}`.padEnd(16)}${p.bucket.padEnd(16)}${String(s.objects).padStart(7)}   ${human(s.logical).padEnd(12)} ${human(s.raw).padEnd(12)} ${(s.raw / s.logical).toFixed(2)}×`);
+      console.log(`  ${`${p.label} ${p.policy}`.padEnd(18)}${p.bucket.padEnd(16)}${String(s.objects).padStart(7)}   ${human(s.logical).padEnd(12)} ${human(s.raw).padEnd(12)} ${(s.raw / s.logical).toFixed(2)}×`);
     }
     const ok = r1.bad + r1.failed + r2.bad + r2.failed + r3.bad + r3.failed === 0 && hits === 0 && again.missing === 0 && heal.unrecoverable === 0;
     console.log(`\n  reads intact: ${r1.ok + r2.ok + r3.ok}, wrong: ${r1.bad + r2.bad + r3.bad}, failed: ${r1.failed + r2.failed + r3.failed}; fragments rebuilt: ${heal.rebuilt}; plaintext canary hits on storage nodes: ${hits}`);

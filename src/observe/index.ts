@@ -13,6 +13,7 @@ const REDACT = [
 ];
 
 let root: Logger | undefined;
+const children: Logger[] = [];
 
 /** The process logger: JSON to stderr; level from SECUREGRID_LOG_LEVEL (default info; 'silent' in tests). */
 export function logger(name?: string): Logger {
@@ -20,7 +21,16 @@ export function logger(name?: string): Logger {
     const level = process.env.SECUREGRID_LOG_LEVEL ?? (process.env.NODE_TEST_CONTEXT ? 'silent' : 'info');
     root = pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } }, destination(2));
   }
-  return name ? root.child({ svc: name }) : root;
+  if (!name) return root;
+  const child = root.child({ svc: name });
+  children.push(child);
+  return child;
+}
+
+/** Changes the level of the process logger and of every child made from it afterwards (e.g. the demo quiets it). */
+export function setLogLevel(level: string): void {
+  logger().level = level;
+  for (const c of children) c.level = level;
 }
 
 /** A metrics registry per service instance (several services may share a process in the demo and tests). */

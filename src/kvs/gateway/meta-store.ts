@@ -106,7 +106,8 @@ export class MetaStore {
 
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true });
-    this.root = open({ path: dir, maxDbs: 16, compression: false });
+    // overlappingSync off: a commit resolves only after it is flushed, so an acknowledged write survives a crash.
+    this.root = open({ path: dir, maxDbs: 16, compression: false, overlappingSync: false, noSync: false, noMetaSync: false });
     this.buckets = this.root.openDB({ name: 'buckets' });
     this.objects = this.root.openDB({ name: 'objects', keyEncoding: 'binary' });
     this.accessKeys = this.root.openDB({ name: 'access-keys' });

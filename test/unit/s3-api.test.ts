@@ -25,6 +25,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Agent, request } from 'node:https';
 import { KvsClient } from '../../src/kvs/index.js';
+import { signRequest } from '../../src/kvs/gateway/sigv4.js';
 import { sdkClient, startTestKvs, type TestKvs } from '../helpers/kvs.js';
 
 let kvs: TestKvs;
@@ -111,7 +112,7 @@ test('put, get, head, range, overwrite, delete under every policy', async () => 
   }
 });
 
-test('streaming upload of unknown length (aws-chunked) round-trips', async () => {
+test('streaming upload (aws-chunked with a CRC32 trailer) round-trips', async () => {
   await s3.send(new CreateBucketCommand({ Bucket: 'streams' }));
   const parts = Array.from({ length: 5 }, () => randomBytes(100_000));
   const data = Buffer.concat(parts);
@@ -307,4 +308,28 @@ test('batch extension: many puts, gets and deletes in one signed request', async
   // Visible to the SDK too.
   assert.equal((await body(await s3.send(new GetObjectCommand({ Bucket: 'rows', Key: 't1/00499' })))).toString(), 'row 499');
   await c.close();
+});
+
+test('upload integrity: wrong Content-MD5, CRC32 or payload SHA-256 is refused and nothing becomes visible', async () => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'integrity' }));
+  const data = randomBytes(10_000);
+  const md5 = await s3err(s3.send(new PutObjectCommand({ Bucket: 'integrity', Key: 'a', Body: data, ContentMD5: createHash('md5').update('other').digest('base64') })));
+  assert.equal(md5.name, 'BadDigest');
+  const crc = await s3err(s3.send(new PutObjectCommand({ Bucket: 'integrity', Key: 'b', Body: data, ChecksumCRC32: 'AAAAAA==' })));
+  assert.equal(crc.name, 'BadDigest');
+  const url = new URL(`${kvs.gw.url}/integrity/c`);
+  const headers: Record<string, string> = { host: url.host, 'content-length': String(data.length) };
+  const signed = signRequest({ method: 'PUT', url, headers, payloadHash: createHash('sha256').update('not the body').digest('hex'), accessKeyId: kvs.accessKeyId, secretAccessKey: kvs.secretAccessKey });
+  const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request(url, { method: 'PUT', headers: { ...headers, ...signed }, agent: new Agent({ ca: kvs.gw.tls?.cert }) }, (r) => {
+      let b = '';
+      r.on('data', (c) => (b += c));
+      r.on('end', () => resolve({ status: r.statusCode ?? 0, body: b }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+  assert.equal(res.status, 400);
+  assert.match(res.body, /XAmzContentSHA256Mismatch/);
+  for (const k of ['a', 'b', 'c']) assert.equal((await s3err(s3.send(new HeadObjectCommand({ Bucket: 'integrity', Key: k })))).$metadata.httpStatusCode, 404);
 });

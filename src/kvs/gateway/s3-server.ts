@@ -2,6 +2,7 @@
 // ObjectLayer method and map its S3Error codes to S3's XML errors. No storage logic lives here.
 import { createHash, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { crc32 } from 'node:zlib';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -229,7 +230,8 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
 
   async function authenticate(req: FastifyRequest, rawPath: string, rawQuery: string): Promise<Auth> {
     const headers: Record<string, string | undefined> = {};
-    for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(',') : v;
+    // SigV4 joins repeated headers with ',' (Node's req.headers would join some with ', ').
+    for (const [k, v] of Object.entries(req.raw.headersDistinct)) headers[k] = v?.join(',');
     let tenant = '';
     const v = await verifyRequest({ method: req.method, rawPath, rawQuery, headers }, async (id) => {
       const found = await o.accounts.lookup(id);
@@ -264,19 +266,34 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
       trailers.catch(() => undefined);
     }
     let sha: ReturnType<typeof createHash> | undefined;
-    if (/^[0-9a-f]{64}$/.test(auth.payloadHash)) {
-      sha = createHash('sha256');
+    if (/^[0-9a-f]{64}$/.test(auth.payloadHash)) sha = createHash('sha256');
+    // A CRC32 checksum sent as a header (the AWS SDK's default for Buffer bodies) is checked too.
+    const crcHeader = header(req, 'x-amz-checksum-crc32');
+    let crc = 0;
+    if (sha || crcHeader !== undefined) {
       const src = body;
       const h = sha;
       body = (async function* () {
         for await (const c of src) {
-          h.update(c);
+          h?.update(c);
+          if (crcHeader !== undefined) crc = crc32(c as Buffer, crc);
           yield c as Buffer;
         }
       })();
     }
+    const announced = header(req, 'x-amz-trailer')?.toLowerCase();
     const check = async (info: { md5: Buffer; size: number }) => {
-      if (trailers) await trailers;
+      if (trailers) {
+        const got = await trailers;
+        if (announced && got[announced] === undefined) {
+          throw s3Error('IncompleteBody', `the trailer ${announced} announced in x-amz-trailer did not arrive`);
+        }
+      }
+      if (crcHeader !== undefined) {
+        const want = Buffer.alloc(4);
+        want.writeUInt32BE(crc >>> 0, 0);
+        if (want.toString('base64') !== crcHeader) throw s3Error('BadDigest', 'The CRC32 you specified did not match the calculated checksum.');
+      }
       if (sha && sha.digest('hex') !== auth.payloadHash) {
         throw s3Error('XAmzContentSHA256Mismatch', 'The provided \'x-amz-content-sha256\' header does not match what was computed.');
       }

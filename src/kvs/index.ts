@@ -7,5 +7,7 @@ export { startNodeServer, LocalFragmentStore, RemoteFragmentStore } from './node
 export type { FragmentStore } from './node/index.js';
 export { parsePolicy, formatPolicy, storageClassPolicy, STORAGE_CLASSES } from './erasure/index.js';
 export type { Policy } from './erasure/index.js';
-export { KvsClient, KvsError } from './client/index.js';
+export { KvsClient, KvsError, RemoteKvStore } from './client/index.js';
+export type { KvStore, KvWrite, KvEntry } from './client/index.js';
+export { EmbeddedKvStore } from './embedded.js';
 export type { AccessKey } from './gateway/accounts.js';

@@ -142,3 +142,40 @@ export function decodeBatchResponse(body: Buffer): WireResult[] {
   r.end();
   return out;
 }
+
+// Scan pages (GET /<bucket>?sg-scan&start=<hex>&end=<hex>&limit=N): "SGS1" u32 count, then per entry
+// u16 keyLen, key (UTF-8), u32 valueLen, value.
+const SCAN_MAGIC = Buffer.from('SGS1');
+
+export function encodeScanResponse(entries: Array<{ key: string; value: Buffer }>): Buffer {
+  const keys = entries.map((e) => Buffer.from(e.key, 'utf8'));
+  let size = 8;
+  entries.forEach((e, i) => (size += 6 + keys[i]!.length + e.value.length));
+  const out = Buffer.allocUnsafe(size);
+  SCAN_MAGIC.copy(out, 0);
+  out.writeUInt32BE(entries.length, 4);
+  let p = 8;
+  entries.forEach((e, i) => {
+    const k = keys[i]!;
+    out.writeUInt16BE(k.length, p);
+    k.copy(out, p + 2);
+    p += 2 + k.length;
+    out.writeUInt32BE(e.value.length, p);
+    e.value.copy(out, p + 4);
+    p += 4 + e.value.length;
+  });
+  return out;
+}
+
+export function decodeScanResponse(body: Buffer): Array<{ key: string; value: Buffer }> {
+  const r = new Reader(body);
+  if (!r.bytes(4).equals(SCAN_MAGIC)) throw new BatchCodecError('not a securegrid scan page (bad magic)');
+  const n = r.u32();
+  const out: Array<{ key: string; value: Buffer }> = [];
+  for (let i = 0; i < n; i++) {
+    const key = r.bytes(r.u16()).toString('utf8');
+    out.push({ key, value: Buffer.from(r.bytes(r.u32())) });
+  }
+  r.end();
+  return out;
+}

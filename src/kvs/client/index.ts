@@ -4,10 +4,14 @@ import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import { XMLParser } from 'fast-xml-parser';
 import { signRequest } from '../gateway/sigv4.js';
-import { decodeBatchResponse, encodeBatchRequest, type WireOp, type WireResult } from './batch-codec.js';
+import { decodeBatchResponse, decodeScanResponse, encodeBatchRequest, type WireOp, type WireResult } from './batch-codec.js';
+import { fromName, toName, type KvEntry, type KvStore, type KvWrite } from './kv-store.js';
 
 export { encodeBatchRequest, decodeBatchRequest, encodeBatchResponse, decodeBatchResponse, MAX_BATCH_OPS } from './batch-codec.js';
+export { encodeScanResponse, decodeScanResponse } from './batch-codec.js';
 export type { WireOp, WireResult } from './batch-codec.js';
+export { toName, fromName } from './kv-store.js';
+export type { KvStore, KvWrite, KvEntry } from './kv-store.js';
 
 export interface KvsClientOptions {
   url: string;
@@ -118,7 +122,58 @@ export class KvsClient {
     return decodeBatchResponse(r.body);
   }
 
+  /** Up to `limit` entries with start ≤ key < end (end '' = to the end of the bucket), in byte order. */
+  async scan(bucket: string, start: string, end: string | undefined, limit: number): Promise<Array<{ key: string; value: Buffer }>> {
+    const q = new URLSearchParams({ 'sg-scan': '', start, limit: String(limit) });
+    if (end !== undefined) q.set('end', end);
+    const r = await this.request('GET', `/${bucket}`, q.toString().replace(/\+/g, '%20'));
+    return decodeScanResponse(r.body);
+  }
+
   async close(): Promise<void> {
     await this.pool.close();
   }
+}
+
+/** KvStore over HTTPS: several processes (CascaDB instances) can share one KVS this way. */
+export class RemoteKvStore implements KvStore {
+  constructor(private readonly client: KvsClient, private readonly bucket: string) {}
+
+  async get(key: Buffer): Promise<Buffer | undefined> {
+    return (await this.getMany([key]))[0];
+  }
+
+  async getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    if (keys.length === 0) return [];
+    const res = await this.client.batch(this.bucket, keys.map((k) => ({ op: 'get' as const, key: toName(k) })));
+    return res.map((r) => {
+      if (r.ok) return r.value ?? Buffer.alloc(0);
+      if (r.code === 'NoSuchKey') return undefined;
+      throw new KvsError(r.code, r.message, 500);
+    });
+  }
+
+  async write(ops: KvWrite[]): Promise<void> {
+    if (ops.length === 0) return;
+    const res = await this.client.batch(
+      this.bucket,
+      ops.map((o) => (o.op === 'put' ? { op: 'put' as const, key: toName(o.key), value: o.value } : { op: 'delete' as const, key: toName(o.key) })),
+    );
+    const bad = res.find((r) => !r.ok);
+    if (bad && !bad.ok) throw new KvsError(bad.code, bad.message, 500);
+  }
+
+  async *scan(start: Buffer, end?: Buffer, opts: { pageSize?: number } = {}): AsyncGenerator<KvEntry> {
+    const page = opts.pageSize ?? 512;
+    let from = toName(start);
+    const to = end ? toName(end) : undefined;
+    while (true) {
+      const got = await this.client.scan(this.bucket, from, to, page);
+      for (const e of got) yield { key: fromName(e.key), value: e.value };
+      if (got.length < page) return;
+      from = `${got[got.length - 1]!.key}\0`;
+    }
+  }
+
+  async close(): Promise<void> {}
 }

@@ -598,6 +598,97 @@ export class ObjectLayer {
     return await decodeStripe(policy, frags, info.shard, info.len);
   }
 
+  /**
+   * Whole values of many objects at once. Small objects held as exact replicas (one stripe) are fetched with one
+   * getMany per node and checked against their checksums; anything else, or any miss, takes the general path.
+   */
+  async readValues(metas: ObjectMeta[]): Promise<Buffer[]> {
+    const out: Buffer[] = new Array(metas.length);
+    const perNode = new Map<string, number[]>();
+    const slow: number[] = [];
+    metas.forEach((m, i) => {
+      const part = m.parts[0];
+      const p = parsePolicy(m.policy);
+      if (m.parts.length === 1 && part!.stripes.length === 1 && p.kind !== 'ec') {
+        const node = part!.nodes[0]!;
+        let l = perNode.get(node);
+        if (!l) perNode.set(node, (l = []));
+        l.push(i);
+      } else slow.push(i);
+    });
+    await Promise.all(
+      [...perNode].map(async ([nodeId, idx]) => {
+        const node = this.byId.get(nodeId);
+        let got: (Buffer | undefined)[] = [];
+        try {
+          got = node ? await node.getMany(idx.map((i) => fragKey(metas[i]!.parts[0]!.id, 0, 0))) : [];
+        } catch (err) {
+          if (!(err instanceof NodeUnavailableError)) throw err;
+          this.m.fragmentFailures.inc({ kind: 'unreachable' });
+        }
+        for (let j = 0; j < idx.length; j++) {
+          const i = idx[j]!;
+          const m = metas[i]!;
+          const part = m.parts[0]!;
+          const buf = got[j];
+          if (!buf || !sum16(buf).equals(part.stripes[0]!.sums.subarray(0, SUM_LEN))) {
+            if (buf) {
+              this.m.corruptFragments.inc();
+              this.healQueue.add(part.id);
+            }
+            slow.push(i);
+            continue;
+          }
+          const master = await this.opts.keys.tenantKey(m.tenant);
+          const dek = unwrapKey(master, part.wrappedKey, wrapAad(m.tenant, part.id));
+          out[i] = decryptChunks(dek, partAad(part.id), part.size, 0, buf);
+          this.m.bytesOut.inc(part.size);
+        }
+      }),
+    );
+    await Promise.all(
+      slow.map(async (i) => {
+        const chunks: Buffer[] = [];
+        for await (const c of this.read(metas[i]!)) chunks.push(c);
+        out[i] = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      }),
+    );
+    return out;
+  }
+
+  /** Values of the given keys (undefined where absent), read together. */
+  async getValues(tenant: string, bucket: string, keys: string[]): Promise<(Buffer | undefined)[]> {
+    this.bucket(tenant, bucket);
+    const metas = keys.map((k) => this.opts.meta.objects.get(objectKey(bucket, k)));
+    const present = metas.map((m, i) => ({ m, i })).filter((x): x is { m: ObjectMeta; i: number } => x.m !== undefined);
+    const values = await this.readValues(present.map((x) => x.m));
+    const out: (Buffer | undefined)[] = new Array(keys.length).fill(undefined);
+    present.forEach((x, j) => (out[x.i] = values[j]));
+    return out;
+  }
+
+  /**
+   * Keys in [start, end) in byte order with their values, at most `limit` (a page: call again after the last
+   * key). `end` undefined = to the end of the bucket.
+   */
+  async scanValues(tenant: string, bucket: string, start: string, end: string | undefined, limit: number): Promise<Array<{ key: string; value: Buffer }>> {
+    this.bucket(tenant, bucket);
+    const bucketLen = Buffer.byteLength(bucket) + 1;
+    const metas: ObjectMeta[] = [];
+    const keys: string[] = [];
+    const range = {
+      start: objectKey(bucket, start),
+      end: end === undefined ? Buffer.concat([Buffer.from(bucket, 'utf8'), Buffer.from([1])]) : objectKey(bucket, end),
+      limit,
+    };
+    for (const { key, value } of this.opts.meta.objects.getRange(range)) {
+      keys.push(key.subarray(bucketLen).toString('utf8'));
+      metas.push(value);
+    }
+    const values = await this.readValues(metas);
+    return keys.map((key, i) => ({ key, value: values[i]! }));
+  }
+
   // ---------------------------------------------------------------- listing
 
   list(tenant: string, bucket: string, o: ListOptions): ListResult {
@@ -852,25 +943,20 @@ export class ObjectLayer {
   async batch(tenant: string, bucket: string, ops: BatchOp[]): Promise<BatchResult[]> {
     const b = this.bucket(tenant, bucket);
     const results: BatchResult[] = new Array(ops.length);
-    // Reads first, against the current state.
+    // Reads first, against the current state, grouped per node.
     const gets = ops.map((o, i) => ({ o, i })).filter((x) => x.o.op === 'get');
-    await Promise.all(
-      gets.map(async ({ o, i }) => {
-        const meta = this.opts.meta.objects.get(objectKey(bucket, o.key));
-        if (!meta) {
-          results[i] = { ok: false, code: 'NoSuchKey', message: 'The specified key does not exist.' };
-          return;
-        }
-        try {
-          const chunks: Buffer[] = [];
-          for await (const c of this.read(meta)) chunks.push(c);
-          results[i] = { ok: true, value: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
-        } catch (err) {
-          const e = err as S3Error;
-          results[i] = { ok: false, code: e.code ?? 'InternalError', message: e.message };
-        }
-      }),
-    );
+    if (gets.length > 0) {
+      const found = gets.map((g) => ({ g, meta: this.opts.meta.objects.get(objectKey(bucket, g.o.key)) }));
+      for (const f of found) if (!f.meta) results[f.g.i] = { ok: false, code: 'NoSuchKey', message: 'The specified key does not exist.' };
+      const present = found.filter((f): f is { g: (typeof gets)[number]; meta: ObjectMeta } => f.meta !== undefined);
+      try {
+        const values = await this.readValues(present.map((f) => f.meta));
+        present.forEach((f, j) => (results[f.g.i] = { ok: true, value: values[j]! }));
+      } catch (err) {
+        const e = err as S3Error;
+        for (const f of present) results[f.g.i] = { ok: false, code: e.code ?? 'InternalError', message: e.message };
+      }
+    }
     const writes = ops.map((o, i) => ({ o, i })).filter((x) => x.o.op !== 'get');
     if (writes.length === 0) return results;
     const { policy, storageClass } = this.policyFor(b);

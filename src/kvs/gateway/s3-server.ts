@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger, Metrics } from '../../observe/index.js';
-import { decodeBatchRequest, encodeBatchResponse, BatchCodecError } from '../client/batch-codec.js';
+import { decodeBatchRequest, encodeBatchResponse, encodeScanResponse, BatchCodecError } from '../client/batch-codec.js';
 import type { Accounts } from './accounts.js';
 import { decodeAwsChunked, ChunkedError } from './chunked.js';
 import type { ObjectMeta, UploadPartRecord } from './meta-store.js';
@@ -397,6 +397,14 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
         return 'Batch';
       }
       if (m !== 'GET') throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.');
+      if (q.has('sg-scan')) {
+        setOp('Scan');
+        const limit = Number(q.get('limit') ?? '512');
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw s3Error('InvalidArgument', 'limit must be an integer from 1 to 10000');
+        const entries = await objects.scanValues(t, bucket, q.get('start') ?? '', q.get('end') ?? undefined, limit);
+        reply.code(200).header('content-type', 'application/octet-stream').send(encodeScanResponse(entries));
+        return 'Scan';
+      }
       if (q.has('location')) {
         setOp('GetBucketLocation');
         objects.bucket(t, bucket);

@@ -578,7 +578,7 @@ export class Engine {
       for (const i of cols) columns[i]!.notNull = true;
       primary = { id: 0, name: `${rv.relname}_pkey`, columns: cols, unique: true };
     } else {
-      columns.push({ name: 'ctid', type: 'int8', pgType: 'int8', typmod: -1, notNull: true, default: null, hidden: true });
+      columns.push({ name: 'ctid', type: 'bytea', pgType: 'bytea', typmod: -1, notNull: true, default: null, hidden: true });
       primary = { id: 0, name: `${rv.relname}_pkey`, columns: [columns.length - 1], unique: true };
     }
     const indexes: IndexDesc[] = uniques.map((u, i) => ({ id: i + 1, name: `${rv.relname}_${u.join('_')}_key`, columns: u.map(colIndex), unique: true }));
@@ -715,10 +715,9 @@ export class Engine {
 
 const DEFAULT = Symbol('default') as unknown as SqlValue;
 
-function rowId(): number {
-  // Unique per row across processes: milliseconds since 2020 × 2^21 + random bits, within 2^53.
-  const ms = Date.now() - 1577836800000;
-  return ms * 2 ** 21 + (randomBytes(3).readUIntBE(0, 3) & 0x1fffff);
+/** The hidden row id of a table without a primary key: 12 random bytes, unique across processes. */
+function rowId(): Buffer {
+  return randomBytes(12);
 }
 
 function castOrThrow(v: SqlValue, from: SqlType, to: SqlType): SqlValue {

@@ -472,9 +472,9 @@ function step(func: string, type: SqlType, acc: unknown, v: SqlValue): unknown {
     case 'count':
       return (acc as number) + 1;
     case 'sum':
-      return addValue(type, acc as SqlValue | Decimal | null, v);
+      return addValue(type, acc as SqlValue | ExactSum | null, v);
     case 'avg': {
-      const a = acc as { sum: SqlValue | Decimal | null; n: number };
+      const a = acc as { sum: SqlValue | ExactSum | null; n: number };
       return { sum: addValue(type, a.sum, v), n: a.n + 1 };
     }
     case 'min':
@@ -485,11 +485,17 @@ function step(func: string, type: SqlType, acc: unknown, v: SqlValue): unknown {
   return acc;
 }
 
-function addValue(type: SqlType, acc: SqlValue | Decimal | null, v: SqlValue): SqlValue | Decimal {
+/** Exact sums keep the largest display scale seen, as PostgreSQL's numeric addition does. */
+interface ExactSum {
+  d: Decimal;
+  scale: number;
+}
+
+function addValue(type: SqlType, acc: SqlValue | ExactSum | null, v: SqlValue): SqlValue | ExactSum {
   if (type === 'float4' || type === 'float8') return (acc === null ? 0 : (acc as number)) + (v as number);
-  // Integers and numerics sum exactly.
-  const d = acc === null ? new Decimal(0) : (acc as Decimal);
-  return d.plus(new Decimal(v as string | number));
+  const a = (acc as ExactSum | null) ?? { d: new Decimal(0), scale: 0 };
+  const scale = typeof v === 'string' ? numericScale(v) : 0;
+  return { d: a.d.plus(new Decimal(v as string | number)), scale: Math.max(a.scale, scale) };
 }
 
 function finish(func: string, argType: SqlType, outType: SqlType, acc: unknown): SqlValue {
@@ -499,20 +505,20 @@ function finish(func: string, argType: SqlType, outType: SqlType, acc: unknown):
     case 'sum': {
       if (acc === null) return null;
       if (outType === 'float8' || outType === 'float4') return acc as number;
-      const d = acc as Decimal;
+      const { d, scale } = acc as ExactSum;
       if (outType === 'int8') {
         if (d.abs().gt(Number.MAX_SAFE_INTEGER)) throw new PgError('22003', 'bigint out of range');
         return d.toNumber();
       }
-      return numericText(d);
+      return numericText(d, scale);
     }
     case 'avg': {
-      const a = acc as { sum: SqlValue | Decimal | null; n: number };
+      const a = acc as { sum: SqlValue | ExactSum | null; n: number };
       if (a.n === 0 || a.sum === null) return null;
       if (outType === 'float8') return (a.sum as number) / a.n;
-      const sum = a.sum as Decimal;
+      const { d: sum, scale: sumScale } = a.sum as ExactSum;
       const n = new Decimal(a.n);
-      const scale = divScale(sum, n, argType === 'numeric' ? maxScaleOf(sum) : 0, 0);
+      const scale = divScale(sum, n, argType === 'numeric' ? sumScale : 0, 0);
       return numericText(sum.div(n).toDecimalPlaces(scale, Decimal.ROUND_HALF_UP), scale);
     }
     default:
@@ -520,9 +526,6 @@ function finish(func: string, argType: SqlType, outType: SqlType, acc: unknown):
   }
 }
 
-function maxScaleOf(d: Decimal): number {
-  return Math.max(0, d.decimalPlaces());
-}
 
 class ProjectNode extends PlanNode {
   readonly scope: Scope;

@@ -1,5 +1,6 @@
 // The `securegrid` command: `demo` and one subcommand per service. Logic lives in the components.
 import { UsageError } from './args.js';
+import { runCascadb } from './cascadb.js';
 import { runDemo } from './demo.js';
 import { runKvs } from './kvs.js';
 
@@ -15,6 +16,7 @@ commands:
   kvs keys create      create an API key for a tenant (prints the secret once)
   kvs keys list        list API keys (never their secrets)
   kvs heal             check every fragment and rebuild missing or corrupt ones
+  cascadb              SQL over the KVS: PostgreSQL protocol and POST /v1/sql
 
 Run 'securegrid <command> --help' for its flags.`;
 
@@ -26,6 +28,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runDemo(rest);
       case 'kvs':
         return await runKvs(rest);
+      case 'cascadb':
+        return await runCascadb(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -8,7 +8,7 @@
 // AAD_i = the caller's object AAD (binds the chunk to one object version and part).
 // A data key is used for exactly one object part, so nonces never repeat under one key.
 
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 
 export const CHUNK_SIZE = 64 * 1024;
 export const TAG_SIZE = 16;
@@ -82,7 +82,7 @@ export function chunkSpan(plainSize: number, start: number, end: number): ChunkS
 }
 
 export function newDataKey(): Buffer {
-  return randomBytes(KEY_SIZE);
+  return freshRandom(KEY_SIZE);
 }
 
 function chunkNonce(seq: number, final: boolean): Buffer {
@@ -221,7 +221,7 @@ export function decryptChunks(key: Buffer, aad: Buffer, plainSize: number, first
 }
 
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
-  const iv = randomBytes(IV_SIZE);
+  const iv = freshRandom(IV_SIZE);
   const cipher = createCipheriv(ALGORITHM, key, iv, { authTagLength: TAG_SIZE });
   cipher.setAAD(aad);
   const body = cipher.update(plaintext);
@@ -276,4 +276,21 @@ export function unseal(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
     throw new CryptoError('Truncated', `a sealed record is at least ${IV_SIZE + TAG_SIZE} bytes, got ${sealed.length}`);
   }
   return gcmOpen(key, sealed, aad, 'sealed record');
+}
+
+// Fresh random bytes from a pool filled 16 KiB at a time (one system call for many keys and IVs). A slice is
+// handed out once and never reused: when the pool runs out, a new buffer is allocated and filled.
+const POOL_SIZE = 16 * 1024;
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
+export function freshRandom(n: number): Buffer {
+  if (n > POOL_SIZE / 4) return randomFillSync(Buffer.allocUnsafe(n));
+  if (poolAt + n > pool.length) {
+    pool = randomFillSync(Buffer.allocUnsafe(POOL_SIZE));
+    poolAt = 0;
+  }
+  const out = pool.subarray(poolAt, poolAt + n);
+  poolAt += n;
+  return out;
 }

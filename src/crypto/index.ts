@@ -14,6 +14,7 @@ export {
   seal,
   unseal,
   CryptoError,
+  freshRandom,
 } from './envelope.js';
 export type { ChunkSpan } from './envelope.js';
 export { SealedFileKeyProvider } from './key-provider.js';

@@ -3,6 +3,7 @@
 // erasure layer reaches disks only through StorageAPI. Nothing becomes visible before its fragments are
 // durable on a write quorum of nodes; the index commit (one LMDB transaction) is the moment of visibility.
 import { createHash, randomBytes } from 'node:crypto';
+import { freshRandom } from '../../crypto/index.js';
 import { pack, unpack } from 'msgpackr';
 import {
   CHUNK_SIZE,
@@ -266,7 +267,7 @@ export class ObjectLayer {
     const b = this.bucket(tenant, bucket);
     const { policy, storageClass } = this.policyFor(b, o.storageClass, o.policy);
     const version = nextVersion();
-    const id = newId(version, randomBytes(8));
+    const id = newId(version, freshRandom(8));
     const base = { id, version, tenant, bucket, key, policy: formatPolicy(policy), storageClass, contentType: o.contentType, userMeta: o.userMeta };
     let meta: ObjectMeta | undefined;
     await this.writePart(tenant, id, policy, body, this.opts.maxObjectSize, async (part, digest) => {
@@ -538,7 +539,8 @@ export class ObjectLayer {
     const whole = a === 0 && b === info.len;
     const roles = fragmentRoles(policy);
     for (const i of roles.replicas) {
-      const got = await this.fetchFragment(part, s, i, whole ? undefined : { start: a, end: b });
+      // Unchecked here: AES-GCM authenticates every byte on decryption, and a failure falls back to readStripeVerified.
+      const got = await this.fetchFragment(part, s, i, whole ? undefined : { start: a, end: b }, false);
       if (got && got.length === b - a) return got;
     }
     if (roles.shards.length > 0) {
@@ -546,7 +548,7 @@ export class ObjectLayer {
       const wholeShards = whole && spans.every((sp) => sp.offset === 0);
       const got = await Promise.all(
         spans.map((sp) =>
-          this.fetchFragment(part, s, sp.fragment, wholeShards ? undefined : { start: sp.offset, end: sp.offset + sp.length }).then((buf) =>
+          this.fetchFragment(part, s, sp.fragment, wholeShards ? undefined : { start: sp.offset, end: sp.offset + sp.length }, false).then((buf) =>
             buf && wholeShards ? buf.subarray(0, sp.length) : buf,
           ),
         ),
@@ -562,7 +564,7 @@ export class ObjectLayer {
    * One fragment, whole (checked against its checksum) or a byte range (checked later by AES-GCM).
    * Missing, unreachable or corrupt → undefined, and the object is queued for healing.
    */
-  private async fetchFragment(part: PartLayout, s: number, i: number, range?: { start: number; end: number }): Promise<Buffer | undefined> {
+  private async fetchFragment(part: PartLayout, s: number, i: number, range?: { start: number; end: number }, verify = true): Promise<Buffer | undefined> {
     const node = this.byId.get(part.nodes[i]!);
     if (!node) return undefined;
     try {
@@ -572,7 +574,7 @@ export class ObjectLayer {
         this.healQueue.add(part.id);
         return undefined;
       }
-      if (!range && !sum16(buf).equals(part.stripes[s]!.sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
+      if (verify && !range && !sum16(buf).equals(part.stripes[s]!.sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
         this.m.corruptFragments.inc();
         this.healQueue.add(part.id);
         return undefined;
@@ -631,17 +633,22 @@ export class ObjectLayer {
           const m = metas[i]!;
           const part = m.parts[0]!;
           const buf = got[j];
-          if (!buf || !sum16(buf).equals(part.stripes[0]!.sums.subarray(0, SUM_LEN))) {
-            if (buf) {
-              this.m.corruptFragments.inc();
-              this.healQueue.add(part.id);
-            }
+          if (!buf) {
             slow.push(i);
             continue;
           }
+          // AES-GCM authenticates the replica; a corrupt one fails here and takes the checked path.
           const master = await this.opts.keys.tenantKey(m.tenant);
           const dek = unwrapKey(master, part.wrappedKey, wrapAad(m.tenant, part.id));
-          out[i] = decryptChunks(dek, partAad(part.id), part.size, 0, buf);
+          try {
+            out[i] = decryptChunks(dek, partAad(part.id), part.size, 0, buf);
+          } catch (err) {
+            if (!(err instanceof CryptoError)) throw err;
+            this.m.corruptFragments.inc();
+            this.healQueue.add(part.id);
+            slow.push(i);
+            continue;
+          }
           this.m.bytesOut.inc(part.size);
         }
       }),
@@ -813,7 +820,7 @@ export class ObjectLayer {
     }
     const u = this.upload(tenant, bucket, key, uploadId);
     const version = nextVersion();
-    const id = newId(version, randomBytes(8));
+    const id = newId(version, freshRandom(8));
     await this.opts.meta.ids.put(id, { upload: uploadId });
     const layout = await this.writePart(tenant, id, parsePolicy(u.policy), body, this.opts.maxObjectSize, async (part, md5) => {
       await beforeCommit?.({ md5, size: part.size });
@@ -883,7 +890,7 @@ export class ObjectLayer {
     if (size > this.opts.maxObjectSize) throw s3Error('EntityTooLarge');
     const md5s = Buffer.concat(parts.map((p) => Buffer.from(p.layout.md5, 'hex')));
     const version = nextVersion();
-    const id = newId(version, randomBytes(8));
+    const id = newId(version, freshRandom(8));
     const meta: ObjectMeta = {
       id,
       version,
@@ -975,7 +982,7 @@ export class ObjectLayer {
       if (o.op !== 'put') continue;
       if (o.value.length > this.opts.maxObjectSize) throw s3Error('EntityTooLarge');
       const version = nextVersion();
-      const id = newId(version, randomBytes(8));
+      const id = newId(version, freshRandom(8));
       const nodes = placeFragments(id, this.nodeIds, width);
       const dek = newDataKey();
       const aad = partAad(id);

@@ -1,6 +1,7 @@
 // The S3 front door (fastify over HTTPS). Handlers authenticate (SigV4), validate at the edge, call one
 // ObjectLayer method and map its S3Error codes to S3's XML errors. No storage logic lives here.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { freshRandom } from '../../crypto/index.js';
 import { isIP } from 'node:net';
 import { crc32 } from 'node:zlib';
 import type { IncomingMessage } from 'node:http';
@@ -169,7 +170,7 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
 
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const started = process.hrtime.bigint();
-    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const requestId = freshRandom(8).toString('hex').toUpperCase();
     reply.header('x-amz-request-id', requestId);
     reply.header('server', 'securegrid');
     const raw = req.raw;
@@ -563,6 +564,12 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
       // Read the first piece before answering, so that an unreadable object gets a proper error.
       const it = objects.read(meta, start, end)[Symbol.asyncIterator]();
       const first = await it.next();
+      if (!first.done && first.value.length === end - start) {
+        // The whole answer in one piece (objects of up to one stripe): one write, no stream machinery.
+        void it.return?.(undefined);
+        reply.send(first.value);
+        return 'GetObject';
+      }
       const stream = Readable.from(
         (async function* () {
           if (!first.done) yield first.value;

@@ -1,6 +1,13 @@
 // Shared pieces for the benchmarks under bench/: a closed-loop load generator, latency summaries, number
-// formatting, a plain-text table, and the one-line JSON summary every benchmark prints as its last line.
+// formatting, a plain-text table, and the one-line JSON summary every benchmark prints as its last line; the
+// CPU time of other processes (a server in a child process, PostgreSQL's backends) from /proc; and summaries
+// of V8 CPU profiles (node --cpu-prof) cut to a time window.
 // Benchmarks are measurements, never timed tests: nothing here asserts or fails on a figure.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** What one closed-loop run measured. Throughput counts every operation completed after the warm-up. */
 export interface LoadStats {
@@ -166,4 +173,224 @@ export function printJsonLast(summary: Record<string, unknown>): void {
 export function coresUsed(before: NodeJS.CpuUsage, after: NodeJS.CpuUsage, seconds: number): number {
   const us = after.user - before.user + (after.system - before.system);
   return seconds > 0 ? us / 1e6 / seconds : NaN;
+}
+
+// ------------------------------------------------------------------ other processes' CPU (Linux /proc)
+
+let clockTicks: number | undefined;
+
+/** Kernel clock ticks per second (USER_HZ) for /proc/<pid>/stat; `getconf CLK_TCK`, 100 when unknown. */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat; undefined when the
+ * process is gone or /proc is not readable (not Linux). Resolution: one clock tick (10 ms).
+ */
+export function procCpuSeconds(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: fields are counted after its ')'.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // f[0] is field 3 (state); utime and stime are fields 14 and 15.
+  return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
+}
+
+/** Process ids whose command name (/proc/<pid>/comm) is `comm`, e.g. every PostgreSQL process on the machine. */
+export function pidsByComm(comm: string): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/comm`, 'utf8').trim() === comm) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU seconds of a set of processes that may come and go (PostgreSQL backends): a snapshot per pid, and the
+ * CPU used between two snapshots (a pid new in the second counts from zero; one gone in it is lost, so take
+ * the second snapshot before closing connections).
+ */
+export function cpuSnapshot(pids: number[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const p of pids) {
+    const s = procCpuSeconds(p);
+    if (s !== undefined) m.set(p, s);
+  }
+  return m;
+}
+
+export function cpuBetween(a: Map<number, number>, b: Map<number, number>): number {
+  let s = 0;
+  for (const [p, v] of b) s += v - (a.get(p) ?? 0);
+  return s;
+}
+
+// ------------------------------------------------------------------ V8 CPU profiles (node --cpu-prof)
+
+interface CpuProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+
+/** A .cpuprofile as node --cpu-prof writes it. */
+export interface CpuProfile {
+  nodes: CpuProfileNode[];
+  /** µs on the monotonic clock (process.hrtime.bigint() / 1000n in any process of the machine). */
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** One sample's frame and its callers, leaf first. */
+export interface ProfileFrame {
+  functionName: string;
+  url: string;
+  /** 1-based. */
+  line: number;
+}
+
+export interface ProfileSlice {
+  /** Sampled milliseconds in the window (idle included). */
+  totalMs: number;
+  idleMs: number;
+  /** Self time per function (leaf frame), descending; our code as its .ts source and line where mapped. */
+  functions: Array<{ name: string; file: string; line: number; ms: number }>;
+  /** Self time per file, descending. */
+  files: Array<{ file: string; ms: number }>;
+  /** Time per label of `attribute` (each sample's stack → one label), descending. */
+  attributed: Array<{ label: string; ms: number }>;
+}
+
+export function readCpuProfile(path: string): CpuProfile {
+  return JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
+}
+
+const sourceMaps = new Map<string, SourceMap | null>();
+
+/**
+ * A compiled frame (file:// url, 0-based line and column, as profiles give them) → its TypeScript source, via
+ * the .js.map next to it (tsconfig sourceMap): the file relative to the repository root and a 1-based line.
+ * undefined when there is no map.
+ */
+export function originalPosition(url: string, line0: number, col0: number): { file: string; line: number } | undefined {
+  if (!url.startsWith('file://')) return undefined;
+  let sm = sourceMaps.get(url);
+  if (sm === undefined) {
+    try {
+      sm = new SourceMap(JSON.parse(readFileSync(`${fileURLToPath(url)}.map`, 'utf8')));
+    } catch {
+      sm = null;
+    }
+    sourceMaps.set(url, sm);
+  }
+  if (!sm) return undefined;
+  const e = sm.findEntry(line0, col0) as { originalSource?: string; originalLine?: number };
+  if (!e.originalSource || e.originalLine === undefined) return undefined;
+  const abs = e.originalSource.startsWith('file://') ? fileURLToPath(e.originalSource) : resolvePath(dirname(fileURLToPath(url)), e.originalSource);
+  const m = /\/((?:src|bench|test)\/.*)$/.exec(abs);
+  return { file: m ? m[1]! : abs, line: e.originalLine + 1 };
+}
+
+/** A url as a short file name: the part from `dist/`, `node_modules/` or `node:` on. */
+export function profileFile(url: string): string {
+  if (!url) return '(native)';
+  const u = url.replace(/^file:\/\//, '');
+  const nm = u.lastIndexOf('node_modules/');
+  if (nm >= 0) return u.slice(nm);
+  const d = u.indexOf('/dist/');
+  if (d >= 0) return u.slice(d + 6);
+  return u;
+}
+
+/**
+ * Self time of the samples taken in [fromUs, toUs) (the profile's clock; whole profile by default), per function
+ * and per file, and per label of `attribute`, which sees each sample's stack leaf first.
+ */
+export function sliceCpuProfile(
+  p: CpuProfile,
+  o: { fromUs?: number; toUs?: number; attribute?: (stack: ProfileFrame[]) => string } = {},
+): ProfileSlice {
+  const byId = new Map<number, CpuProfileNode>();
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) {
+    byId.set(n.id, n);
+    for (const c of n.children ?? []) parent.set(c, n.id);
+  }
+  const self = new Map<number, number>();
+  const attributed = new Map<string, number>();
+  const stackCache = new Map<number, string>();
+  const from = o.fromUs ?? -Infinity;
+  const to = o.toUs ?? Infinity;
+  let t = p.startTime;
+  let total = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    // A sample stands for the time until the next one.
+    const dur = p.timeDeltas[i + 1] ?? 0;
+    if (t < from || t >= to || dur <= 0) continue;
+    const id = p.samples[i]!;
+    total += dur;
+    self.set(id, (self.get(id) ?? 0) + dur);
+    if (o.attribute) {
+      let label = stackCache.get(id);
+      if (label === undefined) {
+        const stack: ProfileFrame[] = [];
+        for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+          const cf = byId.get(n)!.callFrame;
+          stack.push({ functionName: cf.functionName, url: cf.url, line: cf.lineNumber + 1 });
+        }
+        label = o.attribute(stack);
+        stackCache.set(id, label);
+      }
+      attributed.set(label, (attributed.get(label) ?? 0) + dur);
+    }
+  }
+  const fns = new Map<string, { name: string; file: string; line: number; ms: number }>();
+  const files = new Map<string, number>();
+  let idle = 0;
+  for (const [id, us] of self) {
+    const cf = byId.get(id)!.callFrame;
+    if (cf.functionName === '(idle)') idle += us;
+    // Our compiled code is shown as its TypeScript source where a source map says where that is.
+    const orig = originalPosition(cf.url, cf.lineNumber, cf.columnNumber);
+    const file = orig?.file ?? profileFile(cf.url);
+    const name = cf.functionName || '(anonymous)';
+    const k = `${name}|${file}|${cf.lineNumber}`;
+    const f = fns.get(k) ?? { name, file, line: orig?.line ?? cf.lineNumber + 1, ms: 0 };
+    f.ms += us / 1000;
+    fns.set(k, f);
+    files.set(file, (files.get(file) ?? 0) + us / 1000);
+  }
+  return {
+    totalMs: total / 1000,
+    idleMs: idle / 1000,
+    functions: [...fns.values()].sort((a, b) => b.ms - a.ms),
+    files: [...files].map(([file, ms]) => ({ file, ms })).sort((a, b) => b.ms - a.ms),
+    attributed: [...attributed].map(([label, us]) => ({ label, ms: us / 1000 })).sort((a, b) => b.ms - a.ms),
+  };
 }

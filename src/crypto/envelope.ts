@@ -107,7 +107,8 @@ export class ChunkEncryptor {
   readonly #aad: Buffer;
   // Holds the not-yet-sealed tail (≤ CHUNK_SIZE bytes). A full chunk stays here until more data arrives,
   // because only then is it known not to be the final chunk.
-  readonly #pending = Buffer.allocUnsafe(CHUNK_SIZE);
+  // Grown on demand (small objects never pay for a 64 KiB buffer).
+  #pending = Buffer.alloc(0);
   #pendingLen = 0;
   #seq = 0;
   #plainBytes = 0;
@@ -144,6 +145,12 @@ export class ChunkEncryptor {
         continue;
       }
       const n = Math.min(CHUNK_SIZE - this.#pendingLen, len - pos);
+      if (this.#pendingLen + n > this.#pending.length) {
+        const grown = Buffer.allocUnsafe(Math.min(CHUNK_SIZE, Math.max(this.#pendingLen + n, this.#pending.length * 2, 1024)));
+        this.#pending.copy(grown, 0, 0, this.#pendingLen);
+        this.#pending.fill(0);
+        this.#pending = grown;
+      }
       this.#pending.set(plain.subarray(pos, pos + n), this.#pendingLen);
       this.#pendingLen += n;
       pos += n;

@@ -207,6 +207,19 @@ export class ObjectLayer {
     if (outcome === 'theirs') throw s3Error('BucketAlreadyExists');
   }
 
+  /** Unwrapped data keys of recently read parts (a part's key never changes; bounded). */
+  private readonly dataKeys = new Map<string, Buffer>();
+
+  private dataKey(master: Buffer, tenant: string, part: PartLayout): Buffer {
+    let k = this.dataKeys.get(part.id);
+    if (!k) {
+      k = unwrapKey(master, part.wrappedKey, wrapAad(tenant, part.id));
+      if (this.dataKeys.size >= 50_000) this.dataKeys.delete(this.dataKeys.keys().next().value!);
+      this.dataKeys.set(part.id, k);
+    }
+    return k;
+  }
+
   bucket(tenant: string, name: string): BucketRecord {
     const b = this.opts.meta.buckets.get(name);
     if (!b) throw s3Error('NoSuchBucket', undefined, { BucketName: name });
@@ -485,7 +498,7 @@ export class ObjectLayer {
 
   private async *readPart(tenant: string, policy: Policy, part: PartLayout, ls: number, le: number): AsyncGenerator<Buffer> {
     const master = await this.opts.keys.tenantKey(tenant);
-    const dek = unwrapKey(master, part.wrappedKey, wrapAad(tenant, part.id));
+    const dek = this.dataKey(master, tenant, part);
     const aad = partAad(part.id);
     const span = chunkSpan(part.size, ls, le);
     const firstStripe = Math.floor(span.cipherStart / STRIPE_CIPHER);
@@ -639,7 +652,7 @@ export class ObjectLayer {
           }
           // AES-GCM authenticates the replica; a corrupt one fails here and takes the checked path.
           const master = await this.opts.keys.tenantKey(m.tenant);
-          const dek = unwrapKey(master, part.wrappedKey, wrapAad(m.tenant, part.id));
+          const dek = this.dataKey(master, m.tenant, part);
           try {
             out[i] = decryptChunks(dek, partAad(part.id), part.size, 0, buf);
           } catch (err) {
@@ -995,7 +1008,14 @@ export class ObjectLayer {
         const cipher = Buffer.concat(sealed.slice(c, c + STRIPE_CHUNKS));
         const { shardLen, fragments } = await encodeStripe(policy, cipher);
         const sums = Buffer.alloc(SUM_LEN * fragments.length);
-        fragments.forEach((f, i) => sum16(f).copy(sums, i * SUM_LEN));
+        let prev: Buffer | undefined;
+        let prevSum: Buffer | undefined;
+        fragments.forEach((f, i) => {
+          // Replicas are one Buffer: hash it once.
+          if (f !== prev) prevSum = sum16(f);
+          prev = f;
+          prevSum!.copy(sums, i * SUM_LEN);
+        });
         part.stripes.push({ len: cipher.length, shard: shardLen, sums });
         frags.push(fragments);
       }

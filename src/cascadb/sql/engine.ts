@@ -9,7 +9,7 @@ import { CodecError, type SqlValue } from '../codec/index.js';
 import { PgError, type FieldDesc, type Prepared, type Result, type Session, type SqlBackend, type TextRow } from '../server/backend.js';
 import { names, str, type Compiled, type Node, type ScopeColumn } from './expr.js';
 import { Planner, runSubqueries, type ExecCtx, type PlanNode, type PlannerCtx, type Row } from './plan.js';
-import { catalogRelation, catalogQuery } from './pg-catalog.js';
+import { catalogFunctions, catalogRelation, catalogQuery, SETTINGS } from './pg-catalog.js';
 import { indexEntry, rowKey, rowValue, tableRange, TxView, WRITE_CHUNK } from './storage.js';
 import { applyNumericTypmod, castValue, fromText, resolveTypeName, toJson, toText, typeOid, TYPE_SIZE, type SqlType } from './types.js';
 
@@ -65,9 +65,19 @@ export class Engine {
     return st;
   }
 
+  private readonly parsed = new Map<string, Node[]>();
+
+  /** Parses SQL (memoised by text: the planner never mutates the tree). */
   parse(sql: string): Node[] {
+    const hit = this.parsed.get(sql);
+    if (hit) return hit;
     try {
-      return (parseSync(sql).stmts ?? []).map((s: Node) => s.stmt ?? {});
+      const stmts = (parseSync(sql).stmts ?? []).map((s: Node) => s.stmt ?? {});
+      if (sql.length < 4096) {
+        if (this.parsed.size >= CACHE_LIMIT) this.parsed.delete(this.parsed.keys().next().value!);
+        this.parsed.set(sql, stmts);
+      }
+      return stmts;
     } catch (err) {
       const e = err as Error & { sqlDetails?: { cursorPosition?: number } };
       throw new PgError('42601', e.message.replace(/^syntax error/, 'syntax error'), { position: e.sqlDetails?.cursorPosition !== undefined ? e.sqlDetails.cursorPosition + 1 : undefined });
@@ -87,8 +97,20 @@ export class Engine {
     return c;
   }
 
+  /** Compiles against a recent dictionary; a relation not known yet may be another CascaDB process's new table. */
+  async compileFresh(stmt: Node, sql: string, declared: number[] = []): Promise<Compiled1> {
+    await this.catalog.refresh();
+    try {
+      return this.compileStatement(stmt, sql, declared);
+    } catch (err) {
+      if (!(err instanceof PgError) || err.code !== '42P01') throw err;
+      await this.catalog.refresh(true);
+      return this.compileStatement(stmt, sql, declared);
+    }
+  }
+
   private plannerCtx(paramTypes: SqlType[]): PlannerCtx {
-    return { catalog: this.catalog, paramTypes, subplans: [], virtual: (schema, name) => catalogRelation(this.catalog, schema, name) };
+    return { catalog: this.catalog, paramTypes, subplans: [], virtual: (schema, name) => catalogRelation(this.catalog, schema, name), functions: catalogFunctions(this.catalog) };
   }
 
   private build(stmt: Node, declared: number[]): Compiled1 {
@@ -99,7 +121,7 @@ export class Engine {
     const pctx = this.plannerCtx(paramTypes);
     const planner = new Planner(pctx);
     const exec = async (session: Session, params: SqlValue[], fn: (ctx: ExecCtx) => Promise<StatementResult>) => {
-      const ctx: ExecCtx = { tx: this.state(session).tx, ev: { params, subqueries: [], now: Date.now() * 1000 } };
+      const ctx: ExecCtx = { tx: this.state(session).tx, ev: { params, subqueries: [], now: Date.now() * 1000, session } };
       await runSubqueries(pctx, ctx);
       return fn(ctx);
     };
@@ -216,12 +238,18 @@ export class Engine {
             count += await this.writeInserts(t, chunk, doNothing, ctx, returning ? out : undefined);
             chunk = [];
           };
-          for await (const src of source(ctx)) {
-            const row: Row = new Array(t.columns.length).fill(DEFAULT);
-            for (let j = 0; j < tgt.length; j++) row[tgt[j]!] = src[j] === DEFAULT ? DEFAULT : castOrThrow(src[j]!, sourceTypes[j]!, t.columns[tgt[j]!]!.type);
-            for (let i = 0; i < row.length; i++) if (row[i] === DEFAULT) row[i] = defaults[i]!(ctx);
-            chunk.push(this.checkRow(t, row));
-            if (chunk.length >= 5000) await flush();
+          try {
+            for await (const src of source(ctx)) {
+              const row: Row = new Array(t.columns.length).fill(DEFAULT);
+              for (let j = 0; j < tgt.length; j++) row[tgt[j]!] = src[j] === DEFAULT ? DEFAULT : castOrThrow(src[j]!, sourceTypes[j]!, t.columns[tgt[j]!]!.type);
+              for (let i = 0; i < row.length; i++) if (row[i] === DEFAULT) row[i] = defaults[i]!(ctx);
+              chunk.push(this.checkRow(t, row));
+              if (chunk.length >= 5000) await flush();
+            }
+          } catch (err) {
+            // PostgreSQL inserts row by row: a key conflict among the rows before the failing one is what it reports.
+            if (chunk.length) await this.writeInserts(t, chunk, doNothing, ctx, undefined, true);
+            throw err;
           }
           if (chunk.length) await flush();
           void pctx;
@@ -234,8 +262,8 @@ export class Engine {
     };
   }
 
-  /** Checks keys and writes one batch of new rows; returns how many were inserted. */
-  private async writeInserts(t: TableDesc, rows: Row[], doNothing: boolean, ctx: ExecCtx, inserted?: Row[]): Promise<number> {
+  /** Checks keys and writes one batch of new rows; returns how many were inserted. A dry run only checks. */
+  private async writeInserts(t: TableDesc, rows: Row[], doNothing: boolean, ctx: ExecCtx, inserted?: Row[], dryRun = false): Promise<number> {
     const keys = rows.map((r) => rowKey(t, r));
     const existing = await ctx.tx.getMany(keys);
     const uniques = t.indexes.filter((i) => i.unique);
@@ -271,7 +299,7 @@ export class Engine {
       inserted?.push(r);
       n++;
     }
-    await ctx.tx.write(ops);
+    if (!dryRun) await ctx.tx.write(ops);
     return n;
   }
 
@@ -496,7 +524,7 @@ export class Engine {
       case 'VariableShowStmt': {
         const name = String(s.name).toLowerCase();
         const known: Record<string, string> = { server_version: '16.0', server_encoding: 'UTF8', client_encoding: 'UTF8', datestyle: 'ISO, MDY', timezone: 'UTC', standard_conforming_strings: 'on', transaction_isolation: 'read committed', integer_datetimes: 'on', max_identifier_length: '63' };
-        const v = session.params[name] ?? known[name];
+        const v = session.params[name] ?? known[name] ?? SETTINGS[name];
         if (v === undefined) throw new PgError('42704', `unrecognized configuration parameter "${s.name}"`);
         return { columns: [{ name, type: 'text' }], rows: [[v]], tag: () => 'SHOW' };
       }
@@ -678,8 +706,7 @@ export class Engine {
       throw new PgError('25P02', 'current transaction is aborted, commands ignored until end of transaction block');
     }
     try {
-      await this.catalog.refresh();
-      const c = this.compileStatement(stmt, sql, declared);
+      const c = await this.compileFresh(stmt, sql, declared);
       const values = convertParams(params, c.paramTypes);
       const r = await c.run(session, values);
       this.statements?.inc({ kind, outcome: 'ok' });
@@ -841,8 +868,7 @@ export class EngineBackend implements SqlBackend {
     if (stmts.length > 1) throw new PgError('42601', 'cannot insert multiple commands into a prepared statement');
     if (stmts.length === 0) return { paramOids: [], fields: null };
     void session;
-    await this.engine.catalog.refresh();
-    const c = this.engine.compileStatement(stmts[0]!, sql, paramOids);
+    const c = await this.engine.compileFresh(stmts[0]!, sql, paramOids);
     return { paramOids: c.paramTypes.map((t, i) => (paramOids[i] && paramOids[i] !== 0 ? paramOids[i]! : typeOid(t === 'unknown' ? 'text' : t))), fields: c.columns ? fieldsOf(c.columns) : null };
   }
 

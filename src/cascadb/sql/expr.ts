@@ -14,6 +14,7 @@ import {
   numericScale,
   numericText,
   resolveTypeName,
+  toText,
   type SqlType,
 } from './types.js';
 
@@ -40,6 +41,10 @@ export interface EvalCtx {
   /** Results of uncorrelated subqueries, evaluated before the statement runs. */
   subqueries: SubqueryResult[];
   now: number;
+  /** The rows of the enclosing queries, innermost last, while a correlated subquery runs for them. */
+  outer?: SqlValue[][];
+  /** The session (user name, settings) for current_user, current_setting() and the catalog. */
+  session?: { user: string; params: Record<string, string> };
 }
 
 export interface SubqueryResult {
@@ -81,8 +86,14 @@ export interface AggSpec {
 export interface CompileEnv {
   paramTypes: SqlType[];
   /** Planning of subqueries is the planner's job: it registers them and returns their slot and result type. */
-  subquery: (select: Node) => { slot: number; type: SqlType };
+  subquery: (select: Node, scope: Scope) => { slot: number; type: SqlType };
   agg?: AggContext;
+  /** Scopes of the enclosing queries, innermost first: a subquery's names that are not its own resolve there. */
+  outer?: Scope[];
+  /** Told when a name resolved in outer[level]. */
+  onOuter?: (level: number) => void;
+  /** Catalog functions (pg_get_indexdef, format_type, …) and casts to regclass/regtype, from pg-catalog.ts. */
+  catalogFunction?: (name: string, args: Compiled[]) => Compiled | undefined;
 }
 
 const AGG_FUNCS = new Set(['count', 'sum', 'avg', 'min', 'max']);
@@ -122,8 +133,12 @@ export function constValue(n: Node): { value: SqlValue; type: SqlType } {
   }
   if (c.fval !== undefined) {
     const t = String(c.fval.fval);
-    // An integer literal too long for int4 arrives as fval; PostgreSQL types it int8 if it fits, else numeric.
-    if (/^-?\d+$/.test(t) && Math.abs(Number(t)) <= Number.MAX_SAFE_INTEGER) return { value: Number(t), type: 'int8' };
+    // An integer literal too long for int4 arrives as fval (-2147483648 too, negated by the grammar); PostgreSQL
+    // types it by its value: int4 if it fits, else int8, else numeric.
+    if (/^-?\d+$/.test(t) && Math.abs(Number(t)) <= Number.MAX_SAFE_INTEGER) {
+      const v = Number(t);
+      return { value: v, type: v >= -2147483648 && v <= 2147483647 ? 'int4' : 'int8' };
+    }
     return { value: numericText(new Decimal(t), /e/i.test(t) ? undefined : numericScale(t)), type: 'numeric' };
   }
   if (c.sval !== undefined) return { value: c.sval.sval ?? '', type: 'unknown' };
@@ -292,6 +307,10 @@ function arith(op: string, l: Compiled, r: Compiled): Compiled {
   };
 }
 
+function comparisonTest(op: string): (c: number) => boolean {
+  return op === '=' ? (c) => c === 0 : op === '<>' || op === '!=' ? (c) => c !== 0 : op === '<' ? (c) => c < 0 : op === '<=' ? (c) => c <= 0 : op === '>' ? (c) => c > 0 : (c) => c >= 0;
+}
+
 function comparison(op: string, l: Compiled, r: Compiled): Compiled {
   if (!comparable(l.type, r.type)) throw new PgError('42883', `operator does not exist: ${typeName(l.type)} ${op} ${typeName(r.type)}`, { hint: 'No operator matches the given name and argument types. You might need to add explicit type casts.' });
   const le = l.eval;
@@ -362,12 +381,47 @@ export function resolveColumn(scope: Scope, fields: string[]): number {
   return found;
 }
 
+/** A column of an enclosing query (a correlated subquery's outer reference), read from the outer row at run time. */
+function outerColumn(env: CompileEnv, fields: string[], err: unknown): Compiled | undefined {
+  const code = (err as PgError).code;
+  if (code !== '42703' && code !== '42P01') return undefined;
+  const outer = env.outer ?? [];
+  for (let level = 0; level < outer.length; level++) {
+    let i: number;
+    try {
+      i = resolveColumn(outer[level]!, fields);
+    } catch (e) {
+      if ((e as PgError).code === '42703' || (e as PgError).code === '42P01') continue;
+      throw e;
+    }
+    env.onOuter?.(level);
+    const c = outer[level]!.cols[i]!;
+    return {
+      type: c.type,
+      pgType: c.pgType,
+      typmod: c.typmod,
+      eval: (_row, ctx) => {
+        const rows = ctx.outer!;
+        return rows[rows.length - 1 - level]![i]!;
+      },
+    };
+  }
+  return undefined;
+}
+
 function castTo(env: CompileEnv, c: Compiled, typeNode: Node): Compiled {
   const tn = names(typeNode.names).map((s) => s.toLowerCase());
   const last = tn.at(-1)!;
-  if (['regclass', 'oid', 'regtype', 'regproc', 'name', 'char', 'bpchar', 'text[]'].includes(last)) {
-    // Catalog casts: keep the value, report text.
-    return { ...c, type: c.type === 'unknown' ? 'text' : c.type };
+  // Catalog casts. CascaDB has no arrays: a cast to an array type (int2[], text[]) keeps the value.
+  if (typeNode.arrayBounds?.length) return { ...c, type: c.type === 'unknown' ? 'text' : c.type, column: undefined };
+  if (last === 'oid') return { ...castTo(env, c, { names: [{ String: { sval: 'int8' } }] }), pgType: 'oid' };
+  if (last === 'name' || last === 'char' || last === 'bpchar') return { ...castTo(env, c, { names: [{ String: { sval: 'text' } }] }), pgType: last === 'bpchar' ? 'text' : last };
+  if (last.startsWith('reg')) {
+    // regclass, regtype, regnamespace: a name (or a number) → an OID, by the catalog.
+    const f = env.catalogFunction?.(last, [coerce(env, c, 'text')]);
+    if (!f) return { ...c, type: c.type === 'unknown' ? 'text' : c.type };
+    if (c.constant && !f.constant) return { ...constant(f.eval([], { params: [], subqueries: [], now: 0 }), f.type), pgType: f.pgType };
+    return f;
   }
   const typmods = (typeNode.typmods ?? []).map((m: Node) => m.A_Const?.ival?.ival ?? 0);
   const { type, pgType, typmod } = resolveTypeName(tn, typmods);
@@ -375,6 +429,8 @@ function castTo(env: CompileEnv, c: Compiled, typeNode: Node): Compiled {
     const p = coerce(env, c, type);
     return { ...p, pgType, typmod };
   }
+  // A cast of a column to its own declared type is the column itself (as PostgreSQL folds it).
+  if (c.column !== undefined && c.type === type && c.pgType === pgType && (typmod < 0 || typmod === c.typmod)) return c;
   const from = c.type;
   const e = c.eval;
   const out: Compiled = {
@@ -389,6 +445,18 @@ function castTo(env: CompileEnv, c: Compiled, typeNode: Node): Compiled {
   };
   if (c.constant) return { ...constant(out.eval([], { params: [], subqueries: [], now: 0 }), type), pgType, typmod };
   return out;
+}
+
+const RESERVED = new Set(
+  ('all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create current_catalog current_date current_role ' +
+    'current_time current_timestamp current_user default deferrable desc distinct do else end except false fetch for foreign from grant group having in ' +
+    'initially intersect into lateral leading limit localtime localtimestamp not null offset on only or order placing primary references returning select ' +
+    'session_user some symmetric system_user table then to trailing true union unique user using variadic when where window with').split(' '),
+);
+
+/** quote_ident: double-quoted unless a plain lower-case identifier that is not a reserved word. */
+export function quoteIdent(s: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(s) && !RESERVED.has(s) ? s : `"${s.replace(/"/g, '""')}"`;
 }
 
 function fn(name: string, args: Compiled[]): Compiled {
@@ -473,6 +541,8 @@ function fn(name: string, args: Compiled[]): Compiled {
       return constant('securegrid', 'text');
     case 'current_schema':
       return constant('public', 'text');
+    case 'quote_ident':
+      return one('text', (v) => quoteIdent(String(v)));
     case 'date_trunc': {
       const [unit, ts] = a;
       return {
@@ -506,7 +576,14 @@ export function compile(n: Node, scope: Scope, env: CompileEnv): Compiled {
       return { type: spec.type, eval: (row) => row[idx]! };
     }
     if (n.ColumnRef && !n.ColumnRef.fields.some((f: Node) => f.A_Star)) {
-      const col = resolveColumn(env.agg.inputScope, names(n.ColumnRef.fields));
+      let col: number;
+      try {
+        col = resolveColumn(env.agg.inputScope, names(n.ColumnRef.fields));
+      } catch (err) {
+        const o = outerColumn(env, names(n.ColumnRef.fields), err);
+        if (o) return o;
+        throw err;
+      }
       const c = env.agg.inputScope.cols[col]!;
       throw new PgError('42803', `column "${c.rel ? `${c.rel}.` : ''}${c.name}" must appear in the GROUP BY clause or be used in an aggregate function`);
     }
@@ -517,7 +594,14 @@ export function compile(n: Node, scope: Scope, env: CompileEnv): Compiled {
   }
   if (n.ColumnRef) {
     if (n.ColumnRef.fields.some((f: Node) => f.A_Star)) throw new PgError('42601', '* is only allowed in a select list');
-    const i = resolveColumn(scope, names(n.ColumnRef.fields));
+    let i: number;
+    try {
+      i = resolveColumn(scope, names(n.ColumnRef.fields));
+    } catch (err) {
+      const o = outerColumn(env, names(n.ColumnRef.fields), err);
+      if (o) return o;
+      throw err;
+    }
     const c = scope.cols[i]!;
     return { type: c.type, column: i, pgType: c.pgType, typmod: c.typmod, eval: (row) => row[i]! };
   }
@@ -579,41 +663,42 @@ export function compile(n: Node, scope: Scope, env: CompileEnv): Compiled {
     const fname = names(n.FuncCall.funcname).at(-1)!.toLowerCase();
     if (AGG_FUNCS.has(fname)) throw new PgError('42803', `aggregate functions are not allowed here`);
     const args = (n.FuncCall.args ?? []).map((x: Node) => compile(x, scope, env)) as Compiled[];
-    return fn(fname, args.map((x) => (x.type === 'unknown' && x.constant ? coerce(env, x, fname === 'date_trunc' ? 'text' : 'text') : x)));
+    const typed = args.map((x) => (x.type === 'unknown' && x.constant ? coerce(env, x, fname === 'date_trunc' ? 'text' : 'text') : x));
+    return env.catalogFunction?.(fname, typed) ?? fn(fname, typed);
   }
+  if (n.CollateClause) return compile(n.CollateClause.arg, scope, env); // CascaDB compares text in the C collation only
   if (n.SQLValueFunction) {
     const op = n.SQLValueFunction.op as string;
     if (op.startsWith('SVFOP_CURRENT_TIMESTAMP') || op.startsWith('SVFOP_LOCALTIMESTAMP')) return { type: 'timestamp', eval: (_r, ctx) => ctx.now };
-    if (op === 'SVFOP_CURRENT_USER' || op === 'SVFOP_SESSION_USER' || op === 'SVFOP_USER') return constant('securegrid', 'text');
+    if (op === 'SVFOP_CURRENT_USER' || op === 'SVFOP_SESSION_USER' || op === 'SVFOP_USER' || op === 'SVFOP_CURRENT_ROLE') return { type: 'text', pgType: 'name', eval: (_r, ctx) => ctx.session?.user ?? 'securegrid' };
     if (op === 'SVFOP_CURRENT_SCHEMA') return constant('public', 'text');
     if (op === 'SVFOP_CURRENT_CATALOG') return constant('securegrid', 'text');
     throw new PgError('0A000', `${op.replace('SVFOP_', '').toLowerCase()} is not supported`);
   }
   if (n.CoalesceExpr) {
     let args = n.CoalesceExpr.args.map((x: Node) => compile(x, scope, env)) as Compiled[];
-    const t = args.find((a) => a.type !== 'unknown')?.type ?? 'text';
+    const t = commonType(args, 'COALESCE');
+    // The declared type survives when every typed argument has it (coalesce(varchar, 'x') is varchar).
+    const typed = args.filter((a) => a.type !== 'unknown');
+    const pgType = typed.length && typed.every((a) => a.pgType === typed[0]!.pgType) ? typed[0]!.pgType : undefined;
     args = args.map((a) => coerce(env, a, t));
-    const ev = args.map((a) => a.eval);
-    return { type: t, eval: (row, ctx) => { for (const e of ev) { const v = e(row, ctx); if (v !== null) return v; } return null; } };
+    const ev = args.map((a) => toType(a, t));
+    return { type: t, pgType, eval: (row, ctx) => { for (const e of ev) { const v = e(row, ctx); if (v !== null) return v; } return null; } };
   }
   if (n.MinMaxExpr) {
     let args = n.MinMaxExpr.args.map((x: Node) => compile(x, scope, env)) as Compiled[];
-    const t = args.find((a) => a.type !== 'unknown')?.type ?? 'text';
-    args = args.map((a) => coerce(env, a, t));
     const greatest = n.MinMaxExpr.op === 'IS_GREATEST';
-    const ev = args.map((a) => [a.eval, a.type] as const);
+    const t = commonType(args, greatest ? 'GREATEST' : 'LEAST');
+    args = args.map((a) => coerce(env, a, t));
+    const ev = args.map((a) => toType(a, t));
     return {
       type: t,
       eval: (row, ctx) => {
         let best: SqlValue = null;
-        let bt: SqlType = t;
-        for (const [e, et] of ev) {
+        for (const e of ev) {
           const v = e(row, ctx);
           if (v === null) continue;
-          if (best === null || (greatest ? compareAny(et, v, bt, best) > 0 : compareAny(et, v, bt, best) < 0)) {
-            best = v;
-            bt = et;
-          }
+          if (best === null || (greatest ? compareAny(t, v, t, best) > 0 : compareAny(t, v, t, best) < 0)) best = v;
         }
         return best;
       },
@@ -650,6 +735,25 @@ export function compile(n: Node, scope: Scope, env: CompileEnv): Compiled {
   throw new PgError('0A000', `CascaDB does not support ${kind} expressions yet`);
 }
 
+/** The common type of COALESCE, GREATEST and LEAST arguments: numeric types widen, other types must agree. */
+function commonType(args: Compiled[], what: string): SqlType {
+  let t: SqlType = args.find((a) => a.type !== 'unknown')?.type ?? 'text';
+  for (const a of args) {
+    if (a.type === 'unknown' || a.type === t) continue;
+    if (isNumericType(a.type) && isNumericType(t)) t = numericResult(t, a.type);
+    else throw new PgError('42804', `${what} types ${typeName(t)} and ${typeName(a.type)} cannot be matched`);
+  }
+  return t;
+}
+
+/** An expression's evaluator, its values converted to type t. */
+function toType(c: Compiled, t: SqlType): Compiled['eval'] {
+  if (c.type === t || c.type === 'unknown') return c.eval;
+  const e = c.eval;
+  const from = c.type;
+  return (row, ctx) => castValue(e(row, ctx), from, t);
+}
+
 function registerAggregate(n: Node, env: CompileEnv): number {
   const agg = env.agg!;
   const f = n.FuncCall;
@@ -675,6 +779,8 @@ function registerAggregate(n: Node, env: CompileEnv): number {
       type = at === 'float4' || at === 'float8' ? 'float8' : 'numeric';
       break;
     default:
+      // PostgreSQL has no min(boolean) or max(boolean) (bool_and and bool_or are those).
+      if (at === 'bool') throw new PgError('42883', `function ${func}(boolean) does not exist`, { hint: 'No function matches the given name and argument types. You might need to add explicit type casts.' });
       type = at ?? 'text';
   }
   agg.aggregates.push({ fingerprint: fingerprint(n), func, star, distinct: !!f.agg_distinct, arg, type });
@@ -682,7 +788,7 @@ function registerAggregate(n: Node, env: CompileEnv): number {
 }
 
 function compileSubLink(s: Node, scope: Scope, env: CompileEnv): Compiled {
-  const { slot, type } = env.subquery(s.subselect);
+  const { slot, type } = env.subquery(s.subselect, scope);
   switch (s.subLinkType) {
     case 'EXISTS_SUBLINK':
       return { type: 'bool', eval: (_r, ctx) => ctx.subqueries[slot]!.values.length > 0 };
@@ -695,6 +801,19 @@ function compileSubLink(s: Node, scope: Scope, env: CompileEnv): Compiled {
           return v.length ? v[0]! : null;
         },
       };
+    case 'ARRAY_SUBLINK':
+      // CascaDB has no array values: ARRAY(subquery) is the array's text form, '{a,b}'.
+      return {
+        type: 'text',
+        eval: (_r, ctx) =>
+          `{${ctx.subqueries[slot]!.values
+            .map((v) => {
+              if (v === null) return 'NULL';
+              const t = toText(type, v)!;
+              return t === '' || /[{},"\\\s]/.test(t) || t.toUpperCase() === 'NULL' ? `"${t.replace(/["\\]/g, '\\$&')}"` : t;
+            })
+            .join(',')}}`,
+      };
     case 'ANY_SUBLINK': {
       const op = s.operName ? names(s.operName).at(-1) : '=';
       if (op !== '=') throw new PgError('0A000', `${op} ANY (subquery) is not supported; use IN`);
@@ -706,6 +825,26 @@ function compileSubLink(s: Node, scope: Scope, env: CompileEnv): Compiled {
     default:
       throw new PgError('0A000', `${s.subLinkType} subqueries are not supported`);
   }
+}
+
+/** The elements of an array's text form ('{a,"b c",NULL}'); text that is not an array is one element. */
+export function parseArrayText(text: string): Array<string | null> {
+  if (!text.startsWith('{') || !text.endsWith('}')) return [text];
+  const out: Array<string | null> = [];
+  const body = text.slice(1, -1);
+  let i = 0;
+  while (i < body.length) {
+    let item = '';
+    let quoted = false;
+    if (body[i] === '"') {
+      quoted = true;
+      for (i++; i < body.length && body[i] !== '"'; i++) item += body[i] === '\\' ? body[++i] : body[i];
+      i++;
+    } else for (; i < body.length && body[i] !== ','; i++) item += body[i];
+    out.push(!quoted && item.trim().toUpperCase() === 'NULL' ? null : quoted ? item : item.trim());
+    i++; // the comma
+  }
+  return out;
 }
 
 /** Canonical key for set membership across numeric types. */
@@ -725,9 +864,11 @@ function inSet(test: Compiled, get: (ctx: EvalCtx) => SubqueryResult, type: SqlT
   return {
     type: 'bool',
     eval: (row, ctx) => {
+      const r = get(ctx);
+      // x IN (empty subquery) is false even for a NULL x.
+      if (r.values.length === 0) return false;
       const v = e(row, ctx);
       if (v === null) return null;
-      const r = get(ctx);
       if (!r.set) r.set = new Set(r.values.filter((x) => x !== null).map((x) => memberKey(x, type)));
       if (r.set.has(memberKey(v, tt))) return true;
       return r.hasNull ? null : false;
@@ -773,7 +914,61 @@ function compileAExpr(a: Node, scope: Scope, env: CompileEnv): Compiled {
         return foldIfConstant(arith(op, l, r), l, r);
       }
       if (op === '~~' || op === '!~~' || op === '~~*' || op === '!~~*') return like(l, r, env, op.includes('*'), op.startsWith('!'));
+      if (op === '~' || op === '!~' || op === '~*' || op === '!~*') return regexMatch(l, r, env, op.includes('*'), op.startsWith('!'));
       throw new PgError('42883', `operator does not exist: ${typeName(l.type)} ${op} ${typeName(r.type)}`);
+    }
+    case 'AEXPR_OP_ANY':
+    case 'AEXPR_OP_ALL': {
+      // x op ANY (ARRAY[…]) and x op ALL (ARRAY[…]) over a list (CascaDB has no array values).
+      const any = a.kind === 'AEXPR_OP_ANY';
+      const items = a.rexpr?.A_ArrayExpr?.elements as Node[] | undefined;
+      if (!['=', '<>', '!=', '<', '<=', '>', '>='].includes(op)) throw new PgError('42883', `operator does not exist: ${op}`);
+      if (!items) {
+        // An array value is its text form ('{1,2}': how drivers send array parameters, how ARRAY() and catalog columns give them).
+        const arr = coerce(env, compile(a.rexpr, scope, env), 'text');
+        if (arr.type !== 'text') throw new PgError('42809', `op ${any ? 'ANY' : 'ALL'} (array) requires array on right side`);
+        let test = compile(a.lexpr, scope, env);
+        const t = test.type === 'unknown' ? 'text' : test.type;
+        test = coerce(env, test, t);
+        const te = test.eval;
+        const ae = arr.eval;
+        const holds = comparisonTest(op);
+        return {
+          type: 'bool',
+          eval: (row, ctx) => {
+            const text = ae(row, ctx);
+            if (text === null) return null;
+            const elements = parseArrayText(String(text));
+            if (elements.length === 0) return !any;
+            const v = te(row, ctx);
+            if (v === null) return null;
+            let sawNull = false;
+            for (const e of elements) {
+              if (e === null) sawNull = true;
+              else if (holds(compareAny(t, v, t, fromText(t, e))) === any) return any;
+            }
+            return sawNull ? null : !any;
+          },
+        };
+      }
+      let test = compile(a.lexpr, scope, env);
+      let list = items.map((x) => compile(x, scope, env));
+      const t = test.type !== 'unknown' ? test.type : list.find((x) => x.type !== 'unknown')?.type ?? 'text';
+      test = coerce(env, test, t);
+      list = list.map((x) => coerce(env, x, t));
+      const tests = list.map((x) => comparison(op, test, x).eval);
+      return {
+        type: 'bool',
+        eval: (row, ctx) => {
+          let sawNull = false;
+          for (const c of tests) {
+            const v = c(row, ctx);
+            if (v === null) sawNull = true;
+            else if (v === any) return any;
+          }
+          return sawNull ? null : !any;
+        },
+      };
     }
     case 'AEXPR_LIKE':
     case 'AEXPR_ILIKE':
@@ -872,6 +1067,49 @@ function or3(a: SqlValue, b: SqlValue): boolean | null {
 function foldIfConstant(c: Compiled, ...parts: Compiled[]): Compiled {
   if (parts.every((p) => p.constant)) return constant(c.eval([], { params: [], subqueries: [], now: 0 }), c.type);
   return c;
+}
+
+const POSIX_CLASSES: Record<string, string> = { alpha: 'a-zA-Z', digit: '0-9', alnum: 'a-zA-Z0-9', upper: 'A-Z', lower: 'a-z', space: '\\s', xdigit: '0-9A-Fa-f', word: '\\w', punct: '!-\\/:-@\\[-`{-~' };
+
+/** A POSIX regular expression (PostgreSQL's ~ operators) as a RegExp: the common syntax is shared; [[:class:]] and \m \M \y are translated. */
+export function posixRegex(pattern: string, ci: boolean): RegExp {
+  const src = pattern
+    .replace(/\[:(\w+):\]/g, (m, n: string) => POSIX_CLASSES[n] ?? m)
+    .replace(/\\y/g, '\\b')
+    .replace(/\\m/g, '\\b(?=\\w)')
+    .replace(/\\M/g, '\\b(?<=\\w)');
+  try {
+    return new RegExp(src, ci ? 'iu' : 'u');
+  } catch {
+    try {
+      return new RegExp(src, ci ? 'i' : '');
+    } catch (err) {
+      throw new PgError('2201B', `invalid regular expression: ${(err as Error).message}`);
+    }
+  }
+}
+
+function regexMatch(l: Compiled, r: Compiled, env: CompileEnv, ci: boolean, negate: boolean): Compiled {
+  l = coerce(env, l, 'text');
+  r = coerce(env, r, 'text');
+  if (l.type !== 'text' || r.type !== 'text') throw new PgError('42883', `operator does not exist: ${typeName(l.type)} ~ ${typeName(r.type)}`);
+  const le = l.eval;
+  const re = r.eval;
+  const fixed = r.constant && r.constant.value !== null ? posixRegex(String(r.constant.value), ci) : undefined;
+  return {
+    type: 'bool',
+    eval: (row, ctx) => {
+      const v = le(row, ctx);
+      if (v === null) return null;
+      let rx = fixed;
+      if (!rx) {
+        const p = re(row, ctx);
+        if (p === null) return null;
+        rx = posixRegex(String(p), ci);
+      }
+      return rx.test(String(v)) !== negate;
+    },
+  };
 }
 
 function like(l: Compiled, r: Compiled, env: CompileEnv, ci: boolean, negate: boolean): Compiled {

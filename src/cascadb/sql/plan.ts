@@ -16,6 +16,7 @@ import {
   likePrefix,
   memberKey,
   names,
+  parseArrayText,
   resolveColumn,
   str,
   type AggContext,
@@ -27,7 +28,7 @@ import {
   type ScopeColumn,
 } from './expr.js';
 import { decodeRowValue, indexTypes, pkTypes, rowKeyFromIndex, type TxView } from './storage.js';
-import { Decimal, castValue, divScale, isNumericType, numericScale, numericText, type SqlType } from './types.js';
+import { Decimal, castValue, divScale, isNumericType, numericResult, numericScale, numericText, type SqlType } from './types.js';
 
 export type Row = SqlValue[];
 
@@ -38,15 +39,24 @@ export interface ExecCtx {
 
 export interface VirtualTable {
   cols: ScopeColumn[];
-  rows: () => Row[] | Promise<Row[]>;
+  rows: (ev: EvalCtx) => Row[] | Promise<Row[]>;
+  /**
+   * A catalog relation of things CascaDB does not have (pg_policy, pg_trigger, …): no rows, and every column a
+   * query names (as alias.column) exists, NULL of unknown type (it takes the type it is compared with, text
+   * in a select list). A query that needs a row of it returns no rows.
+   */
+  stub?: boolean;
 }
 
 export interface PlannerCtx {
   catalog: Catalog;
   paramTypes: SqlType[];
-  subplans: Array<{ plan: PlanNode; type: SqlType }>;
+  /** Subqueries; uncorrelated ones run once before the statement, correlated ones per row (ApplyNode). */
+  subplans: Array<{ plan: PlanNode; type: SqlType; correlated?: boolean }>;
   /** pg_catalog and information_schema relations, computed from the data dictionary. */
   virtual: (schema: string | undefined, name: string) => VirtualTable | undefined;
+  /** Catalog functions (pg_get_indexdef, format_type, regclass casts, …). */
+  functions?: CompileEnv['catalogFunction'];
 }
 
 export abstract class PlanNode {
@@ -81,10 +91,85 @@ class VirtualScan extends PlanNode {
     super();
   }
   async *rows(ctx: ExecCtx): AsyncGenerator<Row> {
-    for (const r of await this.table.rows()) if (!this.filter || this.filter.eval(r, ctx.ev) === true) yield r;
+    for (const r of await this.table.rows(ctx.ev)) if (!this.filter || this.filter.eval(r, ctx.ev) === true) yield r;
   }
   describe(): string {
     return `Catalog Scan on ${this.name}`;
+  }
+}
+
+/** No rows (a query over a stub catalog relation). */
+class EmptyNode extends PlanNode {
+  constructor(readonly scope: Scope, private readonly why: string) {
+    super();
+  }
+  async *rows(): AsyncGenerator<Row> {
+    yield* [];
+  }
+  describe(): string {
+    return `Result (no rows: ${this.why})`;
+  }
+}
+
+/**
+ * Runs correlated subqueries for each row of its input: with the row pushed on the outer-row stack, each
+ * subquery's result goes to its slot, then the row passes up to the node that evaluates the expressions (a
+ * filter or a projection, which read the slots before asking for the next row).
+ */
+class ApplyNode extends PlanNode {
+  constructor(private readonly child: PlanNode, private readonly subs: Array<{ slot: number; plan: PlanNode }>) {
+    super();
+    this.ordering = child.ordering;
+  }
+  get scope(): Scope {
+    return this.child.scope;
+  }
+  override children(): PlanNode[] {
+    return [this.child, ...this.subs.map((s) => s.plan)];
+  }
+  describe(): string {
+    return `SubPlan per row (${this.subs.length} correlated subquer${this.subs.length > 1 ? 'ies' : 'y'})`;
+  }
+  async *rows(ctx: ExecCtx): AsyncGenerator<Row> {
+    const outer = (ctx.ev.outer ??= []);
+    for await (const r of this.child.rows(ctx)) {
+      outer.push(r);
+      try {
+        for (const s of this.subs) {
+          const values: SqlValue[] = [];
+          let hasNull = false;
+          for await (const x of s.plan.rows(ctx)) {
+            const v = x[0] ?? null;
+            if (v === null) hasNull = true;
+            values.push(v);
+          }
+          ctx.ev.subqueries[s.slot] = { values, hasNull };
+        }
+      } finally {
+        outer.pop();
+      }
+      yield r;
+    }
+  }
+}
+
+/** UNION ALL: the rows of each input in turn, converted to the common column types. */
+class AppendNode extends PlanNode {
+  constructor(readonly scope: Scope, private readonly inputs: Array<{ plan: PlanNode; types: SqlType[] }>) {
+    super();
+  }
+  override children(): PlanNode[] {
+    return this.inputs.map((i) => i.plan);
+  }
+  describe(): string {
+    return 'Append';
+  }
+  async *rows(ctx: ExecCtx): AsyncGenerator<Row> {
+    const to = this.scope.cols.map((c) => c.type);
+    for (const { plan, types } of this.inputs) {
+      const same = types.every((t, i) => t === to[i] || t === 'unknown');
+      for await (const r of plan.rows(ctx)) yield same ? r : r.map((v, i) => castValue(v, types[i]!, to[i]!));
+    }
   }
 }
 
@@ -424,7 +509,7 @@ class AggregateNode extends PlanNode {
   readonly scope: Scope;
   constructor(private readonly child: PlanNode, private readonly groups: Compiled[], private readonly agg: AggContext) {
     super();
-    this.scope = { cols: [...groups.map((g, i) => ({ name: `group${i}`, type: g.type })), ...agg.aggregates.map((a) => ({ name: a.func, type: a.type }))] };
+    this.scope = { cols: [...groups.map((g, i) => ({ name: `group${i}`, type: g.type, pgType: g.pgType, typmod: g.typmod })), ...agg.aggregates.map((a) => ({ name: a.func, type: a.type }))] };
   }
   override children(): PlanNode[] {
     return [this.child];
@@ -756,36 +841,94 @@ export class Planner {
   /** WHERE conjuncts already applied by a table scan or used as join keys. */
   private readonly used = new WeakSet<Node>();
 
-  constructor(private readonly p: PlannerCtx) {}
+  /** Correlated subqueries compiled since the last ApplyNode was placed. */
+  private pending: Array<{ slot: number; plan: PlanNode }> = [];
+  /** Whether this (sub)query names a column of an enclosing query. */
+  private correlated = false;
+
+  /**
+   * @param outer scopes of the enclosing queries, innermost first (for a subquery)
+   * @param root the statement, for the columns queries name of stub catalog relations
+   */
+  constructor(private readonly p: PlannerCtx, private readonly outer: Scope[] = [], private readonly parent?: Planner, private root?: Node) {}
 
   private env(): CompileEnv {
     return {
       paramTypes: this.p.paramTypes,
-      subquery: (select) => {
-        const { plan, columns } = this.planSelect(select.SelectStmt ?? select);
+      outer: this.outer,
+      onOuter: (level) => this.referOuter(level),
+      catalogFunction: this.p.functions,
+      subquery: (select, scope) => {
+        // A subquery sees the columns of the query it is in (scope) and of the enclosing ones.
+        const sub = new Planner(this.p, [scope, ...this.outer], this, this.root);
+        const { plan, columns } = sub.planSelect(select.SelectStmt ?? select);
         if (columns.length !== 1) throw new PgError('42601', 'subquery must return only one column');
-        this.p.subplans.push({ plan, type: columns[0]!.type });
-        return { slot: this.p.subplans.length - 1, type: columns[0]!.type };
+        const slot = this.p.subplans.length;
+        this.p.subplans.push({ plan, type: columns[0]!.type, correlated: sub.correlated });
+        if (sub.correlated) this.pending.push({ slot, plan });
+        return { slot, type: columns[0]!.type };
       },
     };
   }
 
+  /** A name of this query resolved in the scope of the enclosing query `level` levels up. */
+  private referOuter(level: number): void {
+    this.correlated = true;
+    if (level > 0) this.parent?.referOuter(level - 1);
+  }
+
+  /** Puts the correlated subqueries compiled so far below the node about to evaluate them. */
+  private applyPending(plan: PlanNode): PlanNode {
+    if (this.pending.length === 0) return plan;
+    const subs = this.pending;
+    this.pending = [];
+    return new ApplyNode(plan, subs);
+  }
+
+  private noPending(where: string): void {
+    if (this.pending.length) throw new PgError('0A000', `correlated subqueries are not supported in ${where} (they are in the select list and WHERE)`);
+  }
+
+  /** Whether a condition holds a subquery that names columns of an enclosing query (it then runs per row, above the scans). */
+  private hasCorrelatedSubquery(n: Node): boolean {
+    let found = false;
+    const visit = (x: unknown): void => {
+      if (found || !x || typeof x !== 'object') return;
+      if (Array.isArray(x)) return x.forEach(visit);
+      const o = x as Node;
+      if (!o.SubLink) return Object.values(o).forEach(visit);
+      visit(o.SubLink.testexpr);
+      try {
+        new Planner({ ...this.p, paramTypes: [...this.p.paramTypes], subplans: [] }, [], undefined, this.root).planSelect(o.SubLink.subselect.SelectStmt ?? o.SubLink.subselect);
+      } catch (err) {
+        const code = (err as PgError).code;
+        if (code === '42703' || code === '42P01') found = true;
+      }
+    };
+    visit(n);
+    return found;
+  }
+
   /** Plans a SELECT; the result's columns are the select list (what RowDescription describes). */
   planSelect(s: Node): { plan: PlanNode; columns: ScopeColumn[] } {
-    if (s.op && s.op !== 'SETOP_NONE') throw new PgError('0A000', `${String(s.op).replace('SETOP_', '')} is not supported yet`);
+    this.root ??= s;
+    if (s.op && s.op !== 'SETOP_NONE') return this.planSetOp(s);
     if (s.valuesLists) return this.planValues(s);
     if (s.withClause) throw new PgError('0A000', 'WITH (common table expressions) is not supported yet');
     if (s.lockingClause) throw new PgError('0A000', 'SELECT … FOR UPDATE is not supported');
     if (s.intoClause) throw new PgError('0A000', 'SELECT INTO is not supported');
+    const empty = this.emptyResult(s);
+    if (empty) return empty;
     const where = conjuncts(s.whereClause);
     let plan = this.planFrom(s.fromClause ?? [], where);
+    this.noPending('FROM');
     const env = this.env();
     const scope = plan.scope;
     // Filter: conditions not consumed by table scans (re-checking consumed ones is harmless but costs; skip those).
     const rest = where.filter((c) => !this.used.has(c));
     if (rest.length) {
       const pred = this.bool(rest, scope, env);
-      plan = new FilterNode(plan, pred, rest.map(exprText).join(' AND '));
+      plan = new FilterNode(this.applyPending(plan), pred, rest.map(exprText).join(' AND '));
     }
     // Target list with * expanded.
     const targets: Array<{ node: Node; name: string }> = [];
@@ -828,6 +971,7 @@ export class Planner {
       const having = s.havingClause ? compile(s.havingClause, scope, outEnv) : undefined;
       const projected = targets.map((t) => compile(t.node, scope, outEnv));
       const sortExprs = (s.sortClause ?? []).map((x: Node) => this.sortTarget(x.SortBy.node, targets, projected, scope, outEnv));
+      this.noPending('an aggregated query');
       plan = new AggregateNode(plan, groups, agg);
       if (having) plan = new FilterNode(plan, having, exprText(s.havingClause));
       return this.finish(s, plan, targets, projected, sortExprs, plan.scope);
@@ -848,11 +992,13 @@ export class Planner {
       const name = str(n.ColumnRef.fields[0]);
       const matches = targets.map((t, i) => ({ t, i })).filter((x) => x.t.name === name);
       if (matches.length === 1) return { out: matches[0]!.i };
+      // Several output columns of that name: PostgreSQL accepts it only when they are the same expression.
+      const same = (i: number, j: number) => fingerprint(targets[i]!.node) === fingerprint(targets[j]!.node) || (projected[i]!.column !== undefined && projected[i]!.column === projected[j]!.column);
+      if (matches.length > 1 && matches.some((m) => !same(m.i, matches[0]!.i))) throw new PgError('42702', `ORDER BY "${name}" is ambiguous`);
     }
     const fp = fingerprint(n);
     const same = targets.findIndex((t) => fingerprint(t.node) === fp);
     if (same >= 0) return { out: same };
-    void projected;
     return { c: compile(n, scope, env) };
   }
 
@@ -882,7 +1028,7 @@ export class Planner {
     const extra = sorts.filter((x) => x.c).map((x) => x.c!);
     const exprs = [...projected, ...extra];
     const cols = [...columns, ...extra.map((e, i) => ({ name: `sort${i}`, type: e.type }))];
-    let plan: PlanNode = new ProjectNode(input, exprs, cols);
+    let plan: PlanNode = new ProjectNode(this.applyPending(input), exprs, cols);
     let ei = 0;
     const keys: SortKey[] = (s.sortClause ?? []).map((x: Node, i: number) => {
       const sb = x.SortBy;
@@ -906,8 +1052,107 @@ export class Planner {
       const lim = s.limitCount && !s.limitCount.A_Const?.isnull ? this.intExpr(s.limitCount, env) : undefined;
       const off = s.limitOffset ? this.intExpr(s.limitOffset, env) : undefined;
       plan = new LimitNode(plan, lim, off);
+      this.noPending('LIMIT and OFFSET');
     }
     if (extra.length) plan = new TrimNode(plan, targets.length);
+    return { plan, columns };
+  }
+
+  /** A SELECT that needs a row of a stub catalog relation (joined, not outer-joined) has no rows: nothing else is planned. */
+  private emptyResult(s: Node): { plan: PlanNode; columns: ScopeColumn[] } | undefined {
+    const stub = ((s.fromClause ?? []) as Node[]).map((f) => this.stubIn(f)).find((x) => x !== undefined);
+    if (stub === undefined) return undefined;
+    const targets = ((s.targetList ?? []) as Node[]).map((t) => t.ResTarget);
+    if (s.groupClause?.length || s.havingClause || containsAggregate(targets.map((t) => t.val))) return undefined;
+    if (targets.some((t) => t.val.ColumnRef?.fields.some((f: Node) => f.A_Star))) return undefined;
+    const columns: ScopeColumn[] = targets.map((t) => ({ name: t.name ?? columnName(t.val), type: 'text' }));
+    return { plan: new EmptyNode({ cols: columns }, `${stub} is empty`), columns };
+  }
+
+  /** The stub relation that makes a FROM item empty, if any. */
+  private stubIn(item: Node): string | undefined {
+    if (item.RangeVar) return this.virtualFor(item.RangeVar)?.stub ? item.RangeVar.relname : undefined;
+    const j = item.JoinExpr;
+    if (!j) return undefined;
+    if (j.jointype === 'JOIN_INNER') return this.stubIn(j.larg) ?? this.stubIn(j.rarg);
+    if (j.jointype === 'JOIN_LEFT') return this.stubIn(j.larg);
+    if (j.jointype === 'JOIN_RIGHT') return this.stubIn(j.rarg);
+    return undefined;
+  }
+
+  private virtualFor(rv: Node): VirtualTable | undefined {
+    const name = rv.relname as string;
+    const schema = rv.schemaname as string | undefined;
+    return schema === 'pg_catalog' || schema === 'information_schema' || name.startsWith('pg_') ? this.p.virtual(schema, name) : undefined;
+  }
+
+  /** The columns a statement names of a stub relation (alias.column): NULL, of unknown type (like a NULL literal). */
+  private stubColumns(alias: string): ScopeColumn[] {
+    const found = new Set<string>();
+    const visit = (x: unknown): void => {
+      if (!x || typeof x !== 'object') return;
+      if (Array.isArray(x)) return x.forEach(visit);
+      const o = x as Node;
+      if (o.ColumnRef) {
+        const f = names(o.ColumnRef.fields);
+        if (f.length >= 2 && f[f.length - 2] === alias && !o.ColumnRef.fields.at(-1).A_Star) found.add(f[f.length - 1]!);
+        return;
+      }
+      Object.values(o).forEach(visit);
+    };
+    visit(this.root);
+    return [...found].map((name) => ({ name, type: 'unknown' }));
+  }
+
+  /** UNION [ALL]: the branches appended, converted to common types; duplicates removed unless ALL; then ORDER BY and LIMIT. */
+  private planSetOp(s: Node): { plan: PlanNode; columns: ScopeColumn[] } {
+    if (s.op !== 'SETOP_UNION') throw new PgError('0A000', `${String(s.op).replace('SETOP_', '')} is not supported yet (UNION and UNION ALL are)`);
+    if (s.withClause) throw new PgError('0A000', 'WITH (common table expressions) is not supported yet');
+    const l = this.planSelect(s.larg);
+    const r = this.planSelect(s.rarg);
+    if (l.columns.length !== r.columns.length) throw new PgError('42601', 'each UNION query must have the same number of columns');
+    // Untyped literals (NULL, 'text') take the other branch's type, as PostgreSQL resolves them.
+    const untyped = (sel: Node, i: number) => {
+      const v = sel.op === 'SETOP_NONE' && !sel.valuesLists ? sel.targetList?.[i]?.ResTarget?.val : undefined;
+      return !!v?.A_Const && (v.A_Const.isnull || v.A_Const.sval !== undefined);
+    };
+    const columns: ScopeColumn[] = l.columns.map((lc, i) => {
+      const rc = r.columns[i]!;
+      let type: SqlType;
+      if (lc.type === rc.type) type = lc.type;
+      else if (untyped(s.larg, i)) type = rc.type;
+      else if (untyped(s.rarg, i)) type = lc.type;
+      else if (isNumericType(lc.type) && isNumericType(rc.type)) type = numericResult(lc.type, rc.type);
+      else throw new PgError('42804', `UNION types ${lc.type} and ${rc.type} cannot be matched`);
+      const same = lc.type === rc.type && lc.pgType === rc.pgType && lc.typmod === rc.typmod;
+      return { name: lc.name, type, pgType: same ? lc.pgType : undefined, typmod: same ? lc.typmod : undefined };
+    });
+    let plan: PlanNode = new AppendNode({ cols: columns }, [
+      { plan: l.plan, types: l.columns.map((c) => c.type) },
+      { plan: r.plan, types: r.columns.map((c) => c.type) },
+    ]);
+    if (!s.all) plan = new DistinctNode(plan, columns.length);
+    const keys: SortKey[] = ((s.sortClause ?? []) as Node[]).map((x) => {
+      const sb = x.SortBy;
+      const n = sb.node as Node;
+      let idx = -1;
+      if (n.A_Const?.ival !== undefined) {
+        idx = (n.A_Const.ival.ival ?? 0) - 1;
+        if (idx < 0 || idx >= columns.length) throw new PgError('42P10', `ORDER BY position ${idx + 1} is not in select list`);
+      } else if (n.ColumnRef?.fields.length === 1) idx = columns.findIndex((c) => c.name === str(n.ColumnRef.fields[0]));
+      if (idx < 0) throw new PgError('0A000', 'invalid UNION/INTERSECT/EXCEPT ORDER BY clause', { detail: 'Only result column names can be used, not expressions or functions.' });
+      const desc = sb.sortby_dir === 'SORTBY_DESC';
+      const nullsFirst = sb.sortby_nulls === 'SORTBY_NULLS_FIRST' ? true : sb.sortby_nulls === 'SORTBY_NULLS_LAST' ? false : desc;
+      const i = idx;
+      return { c: { type: columns[i]!.type, column: i, eval: (row: Row) => row[i]! }, desc, nullsFirst };
+    });
+    if (keys.length) plan = new SortNode(plan, keys, (s.sortClause as Node[]).map((x) => exprText(x.SortBy.node)).join(', '));
+    if (s.limitCount || s.limitOffset) {
+      const env = this.env();
+      const lim = s.limitCount && !s.limitCount.A_Const?.isnull ? this.intExpr(s.limitCount, env) : undefined;
+      const off = s.limitOffset ? this.intExpr(s.limitOffset, env) : undefined;
+      plan = new LimitNode(plan, lim, off);
+    }
     return { plan, columns };
   }
 
@@ -945,6 +1190,7 @@ export class Planner {
   private planValues(s: Node): { plan: PlanNode; columns: ScopeColumn[] } {
     const env = this.env();
     const rows = (s.valuesLists as Node[]).map((l) => (l.List.items as Node[]).map((x) => compile(x, { cols: [] }, env)));
+    this.noPending('VALUES');
     const width = rows[0]!.length;
     if (rows.some((r) => r.length !== width)) throw new PgError('42601', 'VALUES lists must all be the same length');
     const types = Array.from({ length: width }, (_, i) => rows.map((r) => r[i]!.type).find((t) => t !== 'unknown') ?? 'text');
@@ -1023,8 +1269,62 @@ export class Planner {
       })();
       return { plan, rels: new Set([alias]) };
     }
-    if (item.RangeFunction) throw new PgError('0A000', 'functions in FROM are not supported');
+    if (item.RangeFunction) return this.planRangeFunction(item.RangeFunction);
     throw new PgError('0A000', `FROM item ${Object.keys(item)[0]} is not supported`);
+  }
+
+  /** Functions in FROM: generate_series(start, stop[, step]) over integers, unnest(array), scalar functions (one row). */
+  private planRangeFunction(rf: Node): FromItem {
+    const fns = (rf.functions ?? []) as Node[];
+    const call = fns.length === 1 ? (fns[0]!.List?.items?.[0]?.FuncCall as Node | undefined) : undefined;
+    if (!call || rf.is_rowsfrom) throw new PgError('0A000', 'only generate_series() and unnest() are supported in FROM');
+    const fname = names(call.funcname).at(-1)!.toLowerCase();
+    const env = this.env();
+    let args = ((call.args ?? []) as Node[]).map((a) => compile(a, { cols: [] }, env));
+    this.noPending('FROM');
+    let type: SqlType;
+    let gen: (v: SqlValue[]) => Iterable<SqlValue>;
+    if (fname === 'generate_series') {
+      if (args.length < 2 || args.length > 3) throw new PgError('42883', `function generate_series with ${args.length} arguments does not exist`);
+      args = args.map((a) => (a.type === 'unknown' ? { ...a, type: 'int4' as SqlType, eval: (r: Row, ev: EvalCtx) => { const v = a.eval(r, ev); return v === null ? null : castValue(v, 'unknown', 'int4'); } } : a));
+      if (!args.every((a) => a.type === 'int4' || a.type === 'int8')) throw new PgError('0A000', 'generate_series() is supported over integers');
+      type = args.some((a) => a.type === 'int8') ? 'int8' : 'int4';
+      gen = function* ([start, stop, step = 1]) {
+        const [a, b, d] = [Number(start), Number(stop), Number(step)];
+        if (d === 0) throw new PgError('22023', 'step size cannot equal zero');
+        for (let i = a; d > 0 ? i <= b : i >= b; i += d) yield i;
+      };
+    } else if (fname === 'unnest') {
+      // CascaDB has no array values: an array is its text form ('{a,b}', as catalog columns and ARRAY() give them).
+      if (args.length !== 1) throw new PgError('0A000', 'unnest() of one array is supported');
+      type = 'text';
+      gen = ([v]) => parseArrayText(String(v));
+    } else {
+      // Any other function in FROM is one row of its value (SELECT * FROM current_schema()).
+      const c = compile({ FuncCall: call }, { cols: [] }, env);
+      this.noPending('FROM');
+      type = c.type === 'unknown' ? 'text' : c.type;
+      args = [c];
+      gen = (v) => v;
+    }
+    const alias = (rf.alias?.aliasname as string | undefined) ?? fname;
+    const colnames = names(rf.alias?.colnames);
+    const scope: Scope = { cols: [{ rel: alias, name: colnames[0] ?? alias, type }] };
+    if (rf.ordinality) scope.cols.push({ rel: alias, name: colnames[1] ?? 'ordinality', type: 'int8' });
+    const ordinality = !!rf.ordinality;
+    const plan = new (class extends PlanNode {
+      readonly scope = scope;
+      async *rows(ctx: ExecCtx): AsyncGenerator<Row> {
+        const v = args.map((a) => a.eval(NO_ROW, ctx.ev));
+        if (v.some((x) => x === null)) return;
+        let n = 0;
+        for (const x of gen(v)) yield ordinality ? [x, ++n] : [x];
+      }
+      describe(): string {
+        return `Function Scan on ${fname}`;
+      }
+    })();
+    return { plan, rels: new Set([alias]) };
   }
 
   private relFor(item: FromItem, col: string): Node[] {
@@ -1067,6 +1367,7 @@ export class Planner {
       residual.push(q);
     }
     const res = residual.length ? this.bool(residual, scope, env) : undefined;
+    this.noPending('JOIN … ON');
     const rels = new Set([...left.rels, ...right.rels]);
     if (lkeys.length === 0) return { plan: new NestedLoopJoin(left.plan, right.plan, kind, res), rels };
     // Merge join: both sides ordered by the (single) join column.
@@ -1084,23 +1385,28 @@ export class Planner {
     const conds = conjuncts(where);
     let { plan } = this.planRangeVar(rv, conds);
     const rest = conds.filter((c) => !this.used.has(c));
-    if (rest.length) plan = new FilterNode(plan, this.bool(rest, plan.scope, this.env()), rest.map(exprText).join(' AND '));
+    if (rest.length) {
+      const pred = this.bool(rest, plan.scope, this.env());
+      plan = new FilterNode(this.applyPending(plan), pred, rest.map(exprText).join(' AND '));
+    }
     return { plan, table: t };
   }
 
   /** Compiles an expression over a scope with this planner's parameters and subqueries. */
   expr(n: Node, scope: Scope): Compiled {
-    return compile(n, scope, this.env());
+    const c = compile(n, scope, this.env());
+    this.noPending('this statement');
+    return c;
   }
 
   private planRangeVar(rv: Node, where: Node[]): FromItem {
     const name = rv.relname as string;
     const alias = rv.alias?.aliasname ?? name;
     const schema = rv.schemaname as string | undefined;
-    const virtual = schema === 'pg_catalog' || schema === 'information_schema' || name.startsWith('pg_') ? this.p.virtual(schema, name) : undefined;
+    const virtual = this.virtualFor(rv);
     if (virtual) {
-      const scope: Scope = { cols: virtual.cols.map((c) => ({ ...c, rel: alias })) };
-      const mine = where.filter((c) => refersOnlyTo(c, scope) && columnRefs(c).length > 0);
+      const scope: Scope = { cols: (virtual.stub ? this.stubColumns(alias) : virtual.cols).map((c) => ({ ...c, rel: alias })) };
+      const mine = where.filter((c) => refersOnlyTo(c, scope) && columnRefs(c).length > 0 && !this.hasCorrelatedSubquery(c));
       const pred = mine.length ? this.bool(mine, scope, this.env()) : undefined;
       for (const m of mine) this.used.add(m);
       return { plan: new VirtualScan(scope, name, virtual, pred), rels: new Set([alias]) };
@@ -1112,7 +1418,7 @@ export class Planner {
       cols: t.columns.map((c, i) => ({ rel: alias, name: c.name, type: c.type, pgType: c.pgType, typmod: c.typmod, hidden: c.hidden, tableOid: t.id, attnum: i + 1 })),
     };
     // Conditions on this table alone: access path + filter at the scan.
-    const mine = where.filter((c) => !this.used.has(c) && refersOnlyTo(c, scope) && columnRefs(c).length > 0);
+    const mine = where.filter((c) => !this.used.has(c) && refersOnlyTo(c, scope) && columnRefs(c).length > 0 && !this.hasCorrelatedSubquery(c));
     const env = this.env();
     const access = this.chooseAccess(t, scope, mine, env);
     const filter = mine.length ? this.bool(mine, scope, env) : undefined;
@@ -1245,7 +1551,7 @@ export function columnName(n: Node): string {
   if (n.CaseExpr) return 'case';
   if (n.CoalesceExpr) return 'coalesce';
   if (n.MinMaxExpr) return n.MinMaxExpr.op === 'IS_GREATEST' ? 'greatest' : 'least';
-  if (n.SubLink) return n.SubLink.subLinkType === 'EXISTS_SUBLINK' ? 'exists' : n.SubLink.subLinkType === 'EXPR_SUBLINK' ? columnName(n.SubLink.subselect.SelectStmt.targetList[0].ResTarget.val) : '?column?';
+  if (n.SubLink) return n.SubLink.subLinkType === 'EXISTS_SUBLINK' ? 'exists' : n.SubLink.subLinkType === 'ARRAY_SUBLINK' ? 'array' : n.SubLink.subLinkType === 'EXPR_SUBLINK' ? columnName(n.SubLink.subselect.SelectStmt.targetList[0].ResTarget.val) : '?column?';
   if (n.SQLValueFunction) {
     const op = String(n.SQLValueFunction.op).replace('SVFOP_', '').toLowerCase();
     return op.startsWith('current_timestamp') ? 'current_timestamp' : op;
@@ -1257,6 +1563,11 @@ export function columnName(n: Node): string {
 export async function runSubqueries(p: PlannerCtx, ctx: ExecCtx): Promise<void> {
   ctx.ev.subqueries = [];
   for (const s of p.subplans) {
+    if (s.correlated) {
+      // Run per row by an ApplyNode.
+      ctx.ev.subqueries.push({ values: [], hasNull: false });
+      continue;
+    }
     const values: SqlValue[] = [];
     let hasNull = false;
     for await (const r of s.plan.rows(ctx)) {

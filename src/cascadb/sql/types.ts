@@ -229,6 +229,9 @@ function pgFloatFormat(v: number, digits?: number): string {
   if (v === Infinity) return 'Infinity';
   if (v === -Infinity) return '-Infinity';
   if (v === 0) return Object.is(v, -0) ? '-0' : '0';
+  const av = Math.abs(v);
+  // Fixed notation in this range, where JavaScript's shortest form is PostgreSQL's too.
+  if (digits === undefined && av >= 1e-4 && av < 1e15) return String(v);
   const exp = Math.floor(Math.log10(Math.abs(v)));
   const sig = digits ?? shortestDigits(v);
   if (exp < -4 || exp >= Math.max(sig, 15)) {
@@ -287,6 +290,8 @@ export function toJson(type: SqlType, v: SqlValue): unknown {
 
 export function typeOid(type: SqlType, pgType?: string): number {
   if (pgType === 'varchar') return OID.varchar!;
+  // Catalog columns: oid (kept as int8), name and "char" (kept as text).
+  if (pgType === 'oid' || pgType === 'name' || pgType === 'char') return OID[pgType]!;
   if (type === 'unknown') return OID.text!;
   return OID[type] ?? OID.text!;
 }
@@ -294,7 +299,8 @@ export function typeOid(type: SqlType, pgType?: string): number {
 /** Converts a value to another type, as an explicit or implicit cast does. */
 export function castValue(v: SqlValue, from: SqlType, to: SqlType): SqlValue {
   if (v === null || from === to) return v;
-  if (to === 'text') return toText(from, v);
+  // boolean → text is 'true'/'false' (boolout's 't'/'f' is the wire format, not the cast).
+  if (to === 'text') return typeof v === 'boolean' ? (v ? 'true' : 'false') : toText(from, v);
   if (from === 'text' || from === 'unknown' || typeof v === 'string') {
     if (from === 'numeric' && (to === 'int4' || to === 'int8')) return checkInt(to, new Decimal(v as string).toDecimalPlaces(0, Decimal.ROUND_HALF_UP).toNumber());
     if (from === 'numeric' && (to === 'float4' || to === 'float8')) return to === 'float4' ? Math.fround(Number(v)) : Number(v);

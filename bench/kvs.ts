@@ -277,30 +277,9 @@ function bucketFor(policy: string): string {
   return `bench-${policy.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
 }
 
-/** Raw bytes for a bucket from the object metadata: replicas × ciphertext + shards × shard length (paper, Fig. 5). */
+/** Raw bytes for a bucket from the object metadata (paper, Fig. 5). */
 function rawFromMeta(gw: Gateway, bucket: string): { objects: number; logical: number; raw: number } {
-  let objects = 0;
-  let logical = 0;
-  let raw = 0;
-  let after: string | undefined;
-  while (true) {
-    const page = gw.objects.list(TENANT, bucket, { startAfter: after, maxKeys: 1000 });
-    for (const m of page.contents) {
-      objects++;
-      logical += m.size;
-      const p = parsePolicy(m.policy);
-      for (const part of m.parts) {
-        for (const s of part.stripes) {
-          if (p.kind === 'replicate') raw += p.n * s.len;
-          else if (p.kind === 'ec') raw += (p.k + p.m) * s.shard;
-          else raw += p.r * s.len + p.n * s.shard;
-        }
-      }
-    }
-    if (!page.isTruncated || page.nextAfter === undefined) break;
-    after = page.nextAfter;
-  }
-  return { objects, logical, raw };
+  return gw.objects.storageUse(TENANT, bucket);
 }
 
 async function nodeBytes(gw: Gateway): Promise<number> {

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KvsClient, startGateway, startNodeServer, parsePolicy, type Gateway } from '../kvs/index.js';
+import { KvsClient, startGateway, startNodeServer } from '../kvs/index.js';
 import { setLogLevel } from '../observe/index.js';
 import { parseFlags, intFlag, usage, type FlagSpec } from './args.js';
 
@@ -49,32 +49,6 @@ function filesUnder(dir: string): string[] {
     else out.push(p);
   }
   return out;
-}
-
-/** Raw bytes the nodes hold for a bucket's objects: replicas × ciphertext + shards × shard length (paper, Fig. 5). */
-function rawBytes(gw: Gateway, tenant: string, bucket: string): { logical: number; raw: number; objects: number } {
-  let logical = 0;
-  let raw = 0;
-  let objects = 0;
-  let after: string | undefined;
-  while (true) {
-    const page = gw.objects.list(tenant, bucket, { startAfter: after, maxKeys: 1000 });
-    for (const m of page.contents) {
-      objects++;
-      logical += m.size;
-      const p = parsePolicy(m.policy);
-      for (const part of m.parts) {
-        for (const s of part.stripes) {
-          if (p.kind === 'replicate') raw += p.n * s.len;
-          else if (p.kind === 'ec') raw += (p.k + p.m) * s.shard;
-          else raw += p.r * s.len + p.n * s.shard;
-        }
-      }
-    }
-    if (!page.isTruncated) break;
-    after = page.nextAfter;
-  }
-  return { logical, raw, objects };
 }
 
 export async function runDemo(argv: string[]): Promise<number> {
@@ -202,7 +176,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     console.log('\nsummary (raw storage per policy, as in the paper\'s Fig. 5)');
     console.log('  policy            bucket          objects   logical      raw          overhead');
     for (const p of POLICIES) {
-      const s = rawBytes(gw, 'demo-utility', p.bucket);
+      const s = gw.objects.storageUse('demo-utility', p.bucket);
       console.log(`  ${`${p.label} ${p.policy}`.padEnd(18)}${p.bucket.padEnd(16)}${String(s.objects).padStart(7)}   ${human(s.logical).padEnd(12)} ${human(s.raw).padEnd(12)} ${(s.raw / s.logical).toFixed(2)}×`);
     }
     const ok = r1.bad + r1.failed + r2.bad + r2.failed + r3.bad + r3.failed === 0 && hits === 0 && again.missing === 0 && heal.unrecoverable === 0;

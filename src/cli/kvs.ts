@@ -18,6 +18,20 @@ const COMMON: Record<string, FlagSpec> = {
   'scrub-interval': { type: 'string', default: '600', help: 'seconds between background scrubs (0 = off)' },
 };
 
+/** The gateway options the COMMON flags set (kvs start and kvs gateway share them). */
+function gatewayFlags(f: Record<string, string | boolean | undefined>) {
+  return {
+    host: String(f.host),
+    port: intFlag(f.port, 'port', 0, 65535),
+    insecureHttp: Boolean(f['insecure-http']),
+    certFile: f.cert as string | undefined,
+    keyFile: f.key as string | undefined,
+    defaultPolicy: f.policy as string | undefined,
+    maxObjectSize: sizeFlag(f['max-object-size'], 'max-object-size'),
+    scrubIntervalMs: intFlag(f['scrub-interval'], 'scrub-interval') * 1000,
+  };
+}
+
 function gatewayDir(data: string): string {
   const nested = join(data, 'gateway');
   return existsSync(nested) || existsSync(join(data, 'nodes')) ? nested : data;
@@ -52,14 +66,7 @@ export async function runKvs(argv: string[]): Promise<number> {
     const gw = await startGateway({
       dataDir: join(data, 'gateway'),
       nodes: localNodeSpecs(join(data, 'nodes'), count),
-      host: String(f.host),
-      port: intFlag(f.port, 'port', 0, 65535),
-      insecureHttp: Boolean(f['insecure-http']),
-      certFile: f.cert as string | undefined,
-      keyFile: f.key as string | undefined,
-      defaultPolicy: f.policy as string | undefined,
-      maxObjectSize: sizeFlag(f['max-object-size'], 'max-object-size'),
-      scrubIntervalMs: intFlag(f['scrub-interval'], 'scrub-interval') * 1000,
+      ...gatewayFlags(f),
     });
     console.log(`securegrid kvs listening on ${gw.url} with ${count} local storage nodes in ${join(data, 'nodes')}`);
     if (gw.tls?.selfSigned) console.log(`self-signed certificate: ${gw.tls.certPath}`);
@@ -81,14 +88,7 @@ export async function runKvs(argv: string[]): Promise<number> {
     const gw = await startGateway({
       dataDir: resolve(String(f.data)),
       nodes,
-      host: String(f.host),
-      port: intFlag(f.port, 'port', 0, 65535),
-      insecureHttp: Boolean(f['insecure-http']),
-      certFile: f.cert as string | undefined,
-      keyFile: f.key as string | undefined,
-      defaultPolicy: f.policy as string | undefined,
-      maxObjectSize: sizeFlag(f['max-object-size'], 'max-object-size'),
-      scrubIntervalMs: intFlag(f['scrub-interval'], 'scrub-interval') * 1000,
+      ...gatewayFlags(f),
     });
     console.log(`securegrid kvs gateway listening on ${gw.url} over ${nodes.length} storage nodes`);
     return serveUntilSignal(() => gw.close());

@@ -790,6 +790,7 @@ function oidToType(oid: number): SqlType {
 }
 
 function convertParams(params: Array<SqlValue | string>, types: SqlType[]): SqlValue[] {
+  if (params.length > types.length) throw new PgError('08P01', `bind message supplies ${params.length} parameters, but prepared statement requires ${types.length}`);
   return types.map((t, i) => {
     const v = params[i];
     if (v === undefined) throw new PgError('08P01', `bind message supplies ${params.length} parameters, but prepared statement requires ${types.length}`);

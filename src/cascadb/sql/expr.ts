@@ -34,6 +34,8 @@ export interface ScopeColumn {
 
 export interface Scope {
   cols: ScopeColumn[];
+  /** The column order of an unqualified * when it is not cols' order (a join USING puts its columns first). */
+  star?: number[];
 }
 
 export interface EvalCtx {
@@ -80,6 +82,8 @@ export interface AggSpec {
   star: boolean;
   distinct: boolean;
   arg?: Compiled;
+  /** FILTER (WHERE …): only rows for which it is true are aggregated. */
+  filter?: Compiled;
   type: SqlType;
 }
 
@@ -258,21 +262,30 @@ function arith(op: string, l: Compiled, r: Compiled): Compiled {
         if (b === null) return null;
         const x = Number(a);
         const y = Number(b);
+        let v: number;
         switch (op) {
           case '+':
-            return x + y;
+            v = x + y;
+            break;
           case '-':
-            return x - y;
+            v = x - y;
+            break;
           case '*':
-            return x * y;
+            v = x * y;
+            break;
           case '/':
             if (y === 0) throw new PgError('22012', 'division by zero');
-            return x / y;
+            v = x / y;
+            break;
           case '%':
             throw new PgError('42883', 'operator does not exist: double precision % double precision');
           default:
             throw new PgError('42883', `operator does not exist: ${op}`);
         }
+        if (t === 'float4') v = Math.fround(v); // real op real is computed in single precision
+        if ((v === Infinity || v === -Infinity) && Number.isFinite(x) && Number.isFinite(y)) throw new PgError('22003', 'value out of range: overflow');
+        if (v === 0 && x !== 0 && ((op === '*' && y !== 0) || (op === '/' && Number.isFinite(y)))) throw new PgError('22003', 'value out of range: underflow');
+        return v;
       },
     };
   }
@@ -371,7 +384,14 @@ export function resolveColumn(scope: Scope, fields: string[]): number {
   for (let i = 0; i < scope.cols.length; i++) {
     const c = scope.cols[i]!;
     if (c.name !== name || (rel !== undefined && c.rel !== rel)) continue;
-    if (found >= 0) throw new PgError('42702', `column reference "${name}" is ambiguous`);
+    if (found >= 0) {
+      // A join's USING column appears once: the right side's copy is hidden from unqualified names.
+      if (rel === undefined && c.hidden !== scope.cols[found]!.hidden) {
+        if (scope.cols[found]!.hidden) found = i;
+        continue;
+      }
+      throw new PgError('42702', `column reference "${name}" is ambiguous`);
+    }
     found = i;
   }
   if (found < 0) {
@@ -477,7 +497,7 @@ function fn(name: string, args: Compiled[]): Compiled {
       return one('int4', (v) => (Buffer.isBuffer(v) ? v.length : [...String(v)].length));
     case 'abs': {
       const t = args[0]!.type === 'unknown' ? 'numeric' : args[0]!.type;
-      return one(t, (v) => (t === 'numeric' ? numericText(new Decimal(v as string).abs(), numericScale(v as string)) : Math.abs(v as number)));
+      return one(t, (v) => (t === 'numeric' ? numericText(new Decimal(v as string).abs(), numericScale(v as string)) : t === 'int4' || t === 'int8' ? checkInt(t, Math.abs(v as number)) : Math.abs(v as number)));
     }
     case 'floor':
     case 'ceil':
@@ -783,7 +803,9 @@ function registerAggregate(n: Node, env: CompileEnv): number {
       if (at === 'bool') throw new PgError('42883', `function ${func}(boolean) does not exist`, { hint: 'No function matches the given name and argument types. You might need to add explicit type casts.' });
       type = at ?? 'text';
   }
-  agg.aggregates.push({ fingerprint: fingerprint(n), func, star, distinct: !!f.agg_distinct, arg, type });
+  const filter = f.agg_filter ? coerce(inner, compile(f.agg_filter, agg.inputScope, inner), 'bool') : undefined;
+  if (filter && filter.type !== 'bool') throw new PgError('42804', `argument of FILTER must be type boolean, not type ${typeName(filter.type)}`);
+  agg.aggregates.push({ fingerprint: fingerprint(n), func, star, distinct: !!f.agg_distinct, arg, filter, type });
   return agg.aggregates.length - 1;
 }
 

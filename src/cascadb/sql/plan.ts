@@ -533,6 +533,7 @@ class AggregateNode extends PlanNode {
       if (!st) groups.set(k, (st = init(keys)));
       for (let i = 0; i < specs.length; i++) {
         const s = specs[i]!;
+        if (s.filter && s.filter.eval(r, ctx.ev) !== true) continue;
         if (s.star) {
           (st.acc[i] as number)++;
           continue;
@@ -556,8 +557,10 @@ function step(func: string, type: SqlType, acc: unknown, v: SqlValue): unknown {
   switch (func) {
     case 'count':
       return (acc as number) + 1;
-    case 'sum':
-      return addValue(type, acc as SqlValue | ExactSum | null, v);
+    case 'sum': {
+      const s = addValue(type, acc as SqlValue | ExactSum | null, v);
+      return type === 'float4' ? Math.fround(s as number) : s; // sum(real) adds in single precision; avg(real) does not
+    }
     case 'avg': {
       const a = acc as { sum: SqlValue | ExactSum | null; n: number };
       return { sum: addValue(type, a.sum, v), n: a.n + 1 };
@@ -814,6 +817,19 @@ function refersOnlyTo(n: Node, scope: Scope): boolean {
   return true;
 }
 
+/** The * order of a join: its inputs' * orders, a USING's columns first (PostgreSQL's order for SELECT *). */
+function withStar(out: FromItem, left: FromItem, right: FromItem, using: string[]): FromItem {
+  const ls = left.plan.scope.star;
+  const rs = right.plan.scope.star;
+  if (!using.length && !ls && !rs) return out;
+  const cols = out.plan.scope.cols;
+  const ln = left.plan.scope.cols.length;
+  const order = [...(ls ?? left.plan.scope.cols.map((_, i) => i)), ...(rs ?? right.plan.scope.cols.map((_, i) => i)).map((i) => i + ln)];
+  const first = using.map((c) => order.find((i) => cols[i]!.name === c && !cols[i]!.hidden)!).filter((i) => i !== undefined);
+  out.plan.scope.star = [...first, ...order.filter((i) => !first.includes(i))];
+  return out;
+}
+
 function exprText(n: Node): string {
   if (n.ColumnRef) return names(n.ColumnRef.fields).join('.');
   if (n.A_Const) {
@@ -937,7 +953,8 @@ export class Planner {
       const v = rt.val as Node;
       if (v.ColumnRef && v.ColumnRef.fields.some((f: Node) => f.A_Star)) {
         const rel = v.ColumnRef.fields.length > 1 ? str(v.ColumnRef.fields[0]) : undefined;
-        const cols = scope.cols.map((c, i) => ({ c, i })).filter((x) => !x.c.hidden && (rel === undefined || x.c.rel === rel));
+        const order = rel === undefined && scope.star ? scope.star : scope.cols.map((_, i) => i);
+        const cols = order.map((i) => ({ c: scope.cols[i]!, i })).filter((x) => !x.c.hidden && (rel === undefined || x.c.rel === rel));
         if (rel !== undefined && cols.length === 0 && !scope.cols.some((c) => c.rel === rel)) throw new PgError('42P01', `missing FROM-clause entry for table "${rel}"`);
         for (const { c } of cols) targets.push({ node: { ColumnRef: { fields: c.rel ? [{ String: { sval: c.rel } }, { String: { sval: c.name } }] : [{ String: { sval: c.name } }] } }, name: c.name });
         continue;
@@ -1219,7 +1236,7 @@ export class Planner {
         continue;
       }
       // Comma join: WHERE equalities across the two sides become hash-join keys.
-      acc = this.join(acc, next, 'inner', where.filter((c) => !this.used.has(c)), true);
+      acc = withStar(this.join(acc, next, 'inner', where.filter((c) => !this.used.has(c)), true), acc, next, []);
     }
     return acc!.plan;
   }
@@ -1248,7 +1265,7 @@ export class Planner {
         // The right side's USING columns are hidden from * and from unqualified names, as PostgreSQL merges them.
         for (const col of right.plan.scope.cols) if (cols.includes(col.name)) col.hidden = true;
       }
-      return this.join(left, right, kind, quals, false);
+      return withStar(this.join(left, right, kind, quals, false), left, right, j.usingClause ? names(j.usingClause) : []);
     }
     if (item.RangeSubselect) {
       const sub = this.planSelect(item.RangeSubselect.subquery.SelectStmt);
@@ -1446,7 +1463,13 @@ export class Planner {
         return undefined;
       }
       if (c.type === ct) return c;
-      if ((c.type === 'int4' || c.type === 'int8') && (ct === 'int4' || ct === 'int8' || ct === 'numeric' || ct === 'float8' || ct === 'float4')) return c;
+      if ((c.type === 'int4' || c.type === 'int8') && (ct === 'int4' || ct === 'int8' || ct === 'numeric' || ct === 'float8' || ct === 'float4')) {
+        // An int8 value as a bound of an int4 key only when it is a constant that fits: 3000000000 is no int4 key,
+        // and whether a row matches it is the filter's business.
+        const v = c.constant?.value;
+        if (c.type === 'int8' && ct === 'int4' && !(c.constant && (v === null || (typeof v === 'number' && v >= -2147483648 && v <= 2147483647)))) return undefined;
+        return c;
+      }
       return undefined;
     };
     const colOf = (n: Node): number | undefined => {
@@ -1539,16 +1562,30 @@ export class Planner {
 
 /** PostgreSQL's default column name for an expression in a select list. */
 export function columnName(n: Node): string {
+  return figureColname(n)[0];
+}
+
+/** PostgreSQL's FigureColname: a name and its strength (2 a column, function or keyword name; 1 a type name or "case"). */
+function figureColname(n: Node): [string, number] {
+  if (n.TypeCast) {
+    const [inner, strength] = figureColname(n.TypeCast.arg);
+    return strength <= 1 ? [names(n.TypeCast.typeName.names).at(-1)!, 1] : [inner, strength];
+  }
+  if (n.CaseExpr) {
+    const [d, strength] = n.CaseExpr.defresult ? figureColname(n.CaseExpr.defresult) : ['?column?', 0];
+    return strength <= 1 ? ['case', 1] : [d, strength];
+  }
+  const name = columnName2(n);
+  return [name, name === '?column?' && !n.SubLink ? 0 : 2];
+}
+
+function columnName2(n: Node): string {
   if (n.ColumnRef) {
     const f = n.ColumnRef.fields as Node[];
     return str(f[f.length - 1]);
   }
   if (n.FuncCall) return names(n.FuncCall.funcname).at(-1)!;
-  if (n.TypeCast) {
-    const inner = columnName(n.TypeCast.arg);
-    return inner === '?column?' ? names(n.TypeCast.typeName.names).at(-1)! : inner;
-  }
-  if (n.CaseExpr) return 'case';
+  if (n.A_Expr?.kind === 'AEXPR_NULLIF') return 'nullif';
   if (n.CoalesceExpr) return 'coalesce';
   if (n.MinMaxExpr) return n.MinMaxExpr.op === 'IS_GREATEST' ? 'greatest' : 'least';
   if (n.SubLink) return n.SubLink.subLinkType === 'EXISTS_SUBLINK' ? 'exists' : n.SubLink.subLinkType === 'ARRAY_SUBLINK' ? 'array' : n.SubLink.subLinkType === 'EXPR_SUBLINK' ? columnName(n.SubLink.subselect.SelectStmt.targetList[0].ResTarget.val) : '?column?';

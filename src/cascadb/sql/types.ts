@@ -218,13 +218,13 @@ export function fromText(type: SqlType, text: string): SqlValue {
 function float4Text(v: number): string {
   for (let p = 1; p <= 9; p++) {
     const s = v.toPrecision(p);
-    if (Math.fround(Number(s)) === v) return pgFloatFormat(Number(s), p);
+    if (Math.fround(Number(s)) === v) return pgFloatFormat(Number(s), p, 6);
   }
-  return pgFloatFormat(v, 9);
+  return pgFloatFormat(v, 9, 6);
 }
 
 /** PostgreSQL's float output: shortest round-trip digits; exponent form below 1e-4 or from 1e15 (float8) up. */
-function pgFloatFormat(v: number, digits?: number): string {
+function pgFloatFormat(v: number, digits?: number, maxFixedExp = 15): string {
   if (Number.isNaN(v)) return 'NaN';
   if (v === Infinity) return 'Infinity';
   if (v === -Infinity) return '-Infinity';
@@ -232,11 +232,11 @@ function pgFloatFormat(v: number, digits?: number): string {
   const av = Math.abs(v);
   // Fixed notation in this range, where JavaScript's shortest form is PostgreSQL's too.
   if (digits === undefined && av >= 1e-4 && av < 1e15) return String(v);
-  const exp = Math.floor(Math.log10(Math.abs(v)));
   const sig = digits ?? shortestDigits(v);
-  if (exp < -4 || exp >= Math.max(sig, 15)) {
-    const [mant, e] = v.toExponential(Math.max(0, sig - 1)).split('e') as [string, string];
-    const en = Number(e);
+  // Exponent form below 1e-4 and from 1e15 (float8) or 1e6 (float4) up, whatever the number of digits.
+  const [mant, e] = v.toExponential(Math.max(0, sig - 1)).split('e') as [string, string];
+  const en = Number(e);
+  if (en < -4 || en >= maxFixedExp) {
     return `${mant.includes('.') ? mant.replace(/\.?0+$/, '') : mant}e${en < 0 ? '-' : '+'}${String(Math.abs(en)).padStart(2, '0')}`;
   }
   return String(v);
@@ -277,6 +277,8 @@ export function toJson(type: SqlType, v: SqlValue): unknown {
     case 'bool':
       return v;
     case 'float4':
+      // The float4's own shortest decimal (1.1, not 1.100000023841858), as PostgreSQL prints it.
+      return Number.isFinite(v as number) ? Number(toText(type, v)) : toText(type, v);
     case 'float8':
       return Number.isFinite(v as number) ? v : toText(type, v);
     case 'timestamp':

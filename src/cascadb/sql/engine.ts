@@ -457,15 +457,16 @@ export class Engine {
     for (let i = 0; i < t.columns.length; i++) {
       const c = t.columns[i]!;
       let v = row[i]!;
-      if (v === null) {
-        if (c.notNull) throw new PgError('23502', `null value in column "${c.name}" of relation "${t.name}" violates not-null constraint`, { detail: 'Failing row contains a null in that column.' });
-        continue;
-      }
+      if (v === null) continue;
       if (c.pgType === 'varchar' && c.typmod >= 0 && [...(v as string)].length > c.typmod) throw new PgError('22001', `value too long for type character varying(${c.typmod})`);
       if (c.type === 'numeric' && c.typmod >= 0) v = applyNumericTypmod(v as string, c.typmod);
       if (c.type === 'float4' && typeof v === 'number') v = Math.fround(v);
       row[i] = v;
     }
+    // Then NOT NULL (after every column's length and precision, as PostgreSQL coerces the row first).
+    t.columns.forEach((c, i) => {
+      if (row[i] === null && c.notNull) throw new PgError('23502', `null value in column "${c.name}" of relation "${t.name}" violates not-null constraint`, { detail: 'Failing row contains a null in that column.' });
+    });
     return row;
   }
 

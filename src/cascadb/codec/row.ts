@@ -45,7 +45,7 @@ export function encodeRow(types: readonly ColumnType[], values: readonly SqlValu
           // One NaN (JavaScript may carry other payloads through typed arrays).
           w.buf.writeUInt32BE(0x7ff80000, w.pos);
           w.buf.writeUInt32BE(0, w.pos + 4);
-        } else w.buf.writeDoubleBE(v === 0 ? 0 : (v as number), w.pos);
+        } else w.buf.writeDoubleBE(v as number, w.pos); // -0 is kept in rows, as PostgreSQL keeps it
         w.pos += 8;
         break;
       case 'bool':
@@ -195,7 +195,6 @@ export function decodeRow(types: readonly ColumnType[], buf: Buffer): SqlValue[]
         if (p + 8 > len) throw corrupt(`truncated ${type}`);
         const v = buf.readDoubleBE(p);
         p += 8;
-        if (Object.is(v, -0)) throw corrupt('negative zero');
         if (v !== v && (buf.readUInt32BE(p - 8) !== 0x7ff80000 || buf.readUInt32BE(p - 4) !== 0)) throw corrupt('non-canonical NaN');
         if (type === 'float4' && Number.isFinite(v) && !Number.isFinite(Math.fround(v))) throw corrupt('float4 out of range');
         out[i] = v;

@@ -203,6 +203,7 @@ export class ObjectLayer {
       meta.buckets.put(name, { name, tenant, created: Date.now(), policy: p });
       return 'created';
     });
+    this.bucketCache.delete(name);
     if (outcome === 'mine') throw s3Error('BucketAlreadyOwnedByYou');
     if (outcome === 'theirs') throw s3Error('BucketAlreadyExists');
   }
@@ -220,8 +221,18 @@ export class ObjectLayer {
     return k;
   }
 
+  /** Bucket records change rarely: kept for a second, so hot paths skip an LMDB read and decode. */
+  private readonly bucketCache = new Map<string, { b: BucketRecord | undefined; at: number }>();
+
   bucket(tenant: string, name: string): BucketRecord {
-    const b = this.opts.meta.buckets.get(name);
+    const now = Date.now();
+    let hit = this.bucketCache.get(name);
+    if (!hit || now - hit.at > 1000) {
+      hit = { b: this.opts.meta.buckets.get(name), at: now };
+      if (this.bucketCache.size > 10_000) this.bucketCache.clear();
+      this.bucketCache.set(name, hit);
+    }
+    const b = hit.b;
     if (!b) throw s3Error('NoSuchBucket', undefined, { BucketName: name });
     if (b.tenant !== tenant) throw s3Error('AccessDenied');
     return b;
@@ -243,6 +254,7 @@ export class ObjectLayer {
       meta.buckets.remove(name);
       return true;
     });
+    this.bucketCache.delete(name);
     if (!ok) throw s3Error('BucketNotEmpty', undefined, { BucketName: name });
   }
 

@@ -1112,35 +1112,21 @@ export function posixRegex(pattern: string, ci: boolean): RegExp {
 }
 
 function regexMatch(l: Compiled, r: Compiled, env: CompileEnv, ci: boolean, negate: boolean): Compiled {
-  l = coerce(env, l, 'text');
-  r = coerce(env, r, 'text');
-  if (l.type !== 'text' || r.type !== 'text') throw new PgError('42883', `operator does not exist: ${typeName(l.type)} ~ ${typeName(r.type)}`);
-  const le = l.eval;
-  const re = r.eval;
-  const fixed = r.constant && r.constant.value !== null ? posixRegex(String(r.constant.value), ci) : undefined;
-  return {
-    type: 'bool',
-    eval: (row, ctx) => {
-      const v = le(row, ctx);
-      if (v === null) return null;
-      let rx = fixed;
-      if (!rx) {
-        const p = re(row, ctx);
-        if (p === null) return null;
-        rx = posixRegex(String(p), ci);
-      }
-      return rx.test(String(v)) !== negate;
-    },
-  };
+  return patternMatch(l, r, env, '~', (p) => posixRegex(p, ci), negate);
 }
 
 function like(l: Compiled, r: Compiled, env: CompileEnv, ci: boolean, negate: boolean): Compiled {
+  return patternMatch(l, r, env, '~~', (p) => likeRegex(p, ci), negate);
+}
+
+/** text-vs-pattern matching shared by LIKE and the regex operators; a constant pattern compiles once. */
+function patternMatch(l: Compiled, r: Compiled, env: CompileEnv, opName: string, toRegex: (pattern: string) => RegExp, negate: boolean): Compiled {
   l = coerce(env, l, 'text');
   r = coerce(env, r, 'text');
-  if (l.type !== 'text' || r.type !== 'text') throw new PgError('42883', `operator does not exist: ${typeName(l.type)} ~~ ${typeName(r.type)}`);
+  if (l.type !== 'text' || r.type !== 'text') throw new PgError('42883', `operator does not exist: ${typeName(l.type)} ${opName} ${typeName(r.type)}`);
   const le = l.eval;
-  const fixed = r.constant ? likeRegex(String(r.constant.value), ci) : undefined;
   const re = r.eval;
+  const fixed = r.constant && r.constant.value !== null ? toRegex(String(r.constant.value)) : undefined;
   return {
     type: 'bool',
     eval: (row, ctx) => {
@@ -1150,7 +1136,7 @@ function like(l: Compiled, r: Compiled, env: CompileEnv, ci: boolean, negate: bo
       if (!rx) {
         const p = re(row, ctx);
         if (p === null) return null;
-        rx = likeRegex(String(p), ci);
+        rx = toRegex(String(p));
       }
       return rx.test(String(v)) !== negate;
     },

@@ -1,5 +1,7 @@
 // The `securegrid` command: `demo` and one subcommand per service. Logic lives in the components.
+import { runAggregator } from './aggregator.js';
 import { UsageError } from './args.js';
+import { runBroker } from './broker.js';
 import { runCascadb } from './cascadb.js';
 import { runDemo } from './demo.js';
 import { runKvs } from './kvs.js';
@@ -17,6 +19,8 @@ commands:
   kvs keys list        list API keys (never their secrets)
   kvs heal             check every fragment and rebuild missing or corrupt ones
   cascadb              SQL over the KVS: PostgreSQL protocol and POST /v1/sql
+  broker               an embedded MQTT broker (aedes) for aggregators and ingest
+  aggregator           an untrusted relay: meters' field link in, MQTT batches out
 
 Run 'securegrid <command> --help' for its flags.`;
 
@@ -30,6 +34,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runKvs(rest);
       case 'cascadb':
         return await runCascadb(rest);
+      case 'broker':
+        return await runBroker(rest);
+      case 'aggregator':
+        return await runAggregator(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -4,7 +4,10 @@ import { UsageError } from './args.js';
 import { runBroker } from './broker.js';
 import { runCascadb } from './cascadb.js';
 import { runDemo } from './demo.js';
+import { runImport } from './import.js';
+import { runIngest } from './ingest.js';
 import { runKvs } from './kvs.js';
+import { runMeters } from './meters.js';
 
 const HELP = `securegrid — confidential processing of smart-metering data
 
@@ -19,8 +22,16 @@ commands:
   kvs keys list        list API keys (never their secrets)
   kvs heal             check every fragment and rebuild missing or corrupt ones
   cascadb              SQL over the KVS: PostgreSQL protocol and POST /v1/sql
+  meters               the smart-meter simulator (load profiles, phasors, theft and tamper injection)
+  meters directory     write the registration directory (customers, meters, public keys)
   broker               an embedded MQTT broker (aedes) for aggregators and ingest
   aggregator           an untrusted relay: meters' field link in, MQTT batches out
+  ingest               the authentication service: decrypt, verify, sign (metrology), store
+  ingest keys init     create the collector identities, cookie, session and metrology keys
+  ingest keys public   print the collector and metrology public keys (for meters and auditors)
+  ingest provision     register customers and meters from a directory file
+  ingest close-day     write one KVS blob per meter and day (the measurement sets)
+  import FILE.csv      load historical readings from a utility's MDM export, signed as imported
 
 Run 'securegrid <command> --help' for its flags.`;
 
@@ -34,10 +45,16 @@ export async function main(argv: string[]): Promise<number> {
         return await runKvs(rest);
       case 'cascadb':
         return await runCascadb(rest);
+      case 'meters':
+        return await runMeters(rest);
       case 'broker':
         return await runBroker(rest);
       case 'aggregator':
         return await runAggregator(rest);
+      case 'ingest':
+        return await runIngest(rest);
+      case 'import':
+        return await runImport(rest);
       case undefined:
       case 'help':
       case '--help':

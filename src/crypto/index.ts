@@ -19,3 +19,32 @@ export {
 export type { ChunkSpan } from './envelope.js';
 export { SealedFileKeyProvider } from './key-provider.js';
 export type { KeyProvider } from './key-provider.js';
+export {
+  SUITES,
+  parseSuite,
+  suiteInfo,
+  suiteByWireId,
+  generateIdentity,
+  identityFromSeed,
+  publicKeyFromDer,
+  signWith,
+  verifyWith,
+  generateEphemeral,
+  exportEphemeralPrivate,
+  importEphemeralPrivate,
+  parseEphemeralPublic,
+  ephemeralSecret,
+  rsaEncryptPremaster,
+  rsaDecryptPremaster,
+  hkdfSha256,
+  sha256,
+  batchSigningBytes,
+  metrologyKeyId,
+  MetrologyKey,
+  generateMetrologyKey,
+  metrologyKeyFromPem,
+  verifyBatch,
+} from './suites.js';
+export type { SuiteName, SuiteInfo, KexKind, SignatureKind, IdentityKey, EphemeralKey, BatchHeader } from './suites.js';
+export { HASH_SIZE, leafHash, merkleTree, verifyInclusion, encodeProof, decodeProof } from './merkle.js';
+export type { MerkleTree } from './merkle.js';

@@ -34,6 +34,8 @@ interface SessionState {
 }
 
 const CACHE_LIMIT = 500;
+/** SQL text held by the parse cache at most (characters). */
+const PARSE_CACHE_CHARS = 16 * 1024 * 1024;
 
 export interface EngineOptions {
   kv: KvStore;
@@ -66,6 +68,7 @@ export class Engine {
   }
 
   private readonly parsed = new Map<string, Node[]>();
+  private parsedChars = 0;
 
   /** Parses SQL (memoised by text: the planner never mutates the tree). */
   parse(sql: string): Node[] {
@@ -73,9 +76,15 @@ export class Engine {
     if (hit) return hit;
     try {
       const stmts = (parseSync(sql).stmts ?? []).map((s: Node) => s.stmt ?? {});
-      if (sql.length < 4096) {
-        if (this.parsed.size >= CACHE_LIMIT) this.parsed.delete(this.parsed.keys().next().value!);
+      // Long statements are cached too (a multi-row INSERT with parameters is sent again and again), within a size budget.
+      if (sql.length <= PARSE_CACHE_CHARS / 8) {
+        while (this.parsed.size > 0 && (this.parsed.size >= CACHE_LIMIT || this.parsedChars + sql.length > PARSE_CACHE_CHARS)) {
+          const oldest = this.parsed.keys().next().value!;
+          this.parsedChars -= oldest.length;
+          this.parsed.delete(oldest);
+        }
         this.parsed.set(sql, stmts);
+        this.parsedChars += sql.length;
       }
       return stmts;
     } catch (err) {

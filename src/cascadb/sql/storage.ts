@@ -7,12 +7,24 @@ import type { KvEntry, KvStore, KvWrite } from '../../kvs/index.js';
 import type { IndexDesc, TableDesc } from '../catalog/index.js';
 import { decodeKey, decodeRow, encodeKey, encodeRow, keyPrefix, prefixEnd, type ColumnType, type SqlValue } from '../codec/index.js';
 
+/** Per table descriptor (a descriptor is replaced, never changed, when the dictionary changes): what every row needs. */
+const shapes = new WeakMap<TableDesc, { types: ColumnType[]; pk: ColumnType[]; rowPrefix: Buffer }>();
+
+function shape(t: TableDesc): { types: ColumnType[]; pk: ColumnType[]; rowPrefix: Buffer } {
+  let s = shapes.get(t);
+  if (!s) {
+    s = { types: t.columns.map((c) => c.type), pk: t.primary.columns.map((i) => t.columns[i]!.type), rowPrefix: keyPrefix(t.id, 0) };
+    shapes.set(t, s);
+  }
+  return s;
+}
+
 export function columnTypes(t: TableDesc): ColumnType[] {
-  return t.columns.map((c) => c.type);
+  return shape(t).types;
 }
 
 export function pkTypes(t: TableDesc): ColumnType[] {
-  return t.primary.columns.map((i) => t.columns[i]!.type);
+  return shape(t).pk;
 }
 
 export function indexTypes(t: TableDesc, idx: IndexDesc): ColumnType[] {
@@ -20,7 +32,8 @@ export function indexTypes(t: TableDesc, idx: IndexDesc): ColumnType[] {
 }
 
 export function rowKey(t: TableDesc, row: readonly SqlValue[]): Buffer {
-  return encodeKey(keyPrefix(t.id, 0), pkTypes(t), t.primary.columns.map((i) => row[i]!));
+  const s = shape(t);
+  return encodeKey(s.rowPrefix, s.pk, t.primary.columns.map((i) => row[i]!));
 }
 
 export function rowValue(t: TableDesc, row: readonly SqlValue[]): Buffer {

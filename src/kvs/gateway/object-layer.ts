@@ -2,7 +2,7 @@
 // (erasure/), places fragments (placement.ts) and reaches storage only through FragmentStore, as MinIO's
 // erasure layer reaches disks only through StorageAPI. Nothing becomes visible before its fragments are
 // durable on a write quorum of nodes; the index commit (one LMDB transaction) is the moment of visibility.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import { freshRandom } from '../../crypto/index.js';
 import { pack, unpack } from 'msgpackr';
 import {
@@ -35,17 +35,21 @@ import { NodeUnavailableError, type FragmentEntry, type FragmentStore } from '..
 import type { Logger, Metrics } from '../../observe/index.js';
 import { idTime, newId, nextVersion } from './clock.js';
 import {
+  decodeObjectMeta,
+  encodePackMembers,
   objectKey,
   partKey,
   type BucketRecord,
   type IdOwner,
   type MetaStore,
   type ObjectMeta,
+  type PackRecord,
   type PartLayout,
   type StripeInfo,
   type UploadPartRecord,
   type UploadRecord,
 } from './meta-store.js';
+import { buildPack, openBlock, PACK_MAX_BYTES, PACK_MAX_VALUE, type PackRef } from './pack.js';
 import { placeFragments } from './placement.js';
 import { s3Error, S3Error } from './s3-xml.js';
 
@@ -111,6 +115,8 @@ export interface HealReport {
   unrecoverable: number;
   unreachable: number;
   orphansRemoved: number;
+  /** Packs whose live members were rewritten into new packs by compaction (healAll). */
+  packsCompacted?: number;
 }
 
 export function emptyHealReport(): HealReport {
@@ -149,6 +155,27 @@ function fragmentRoles(p: Policy): { quorum: number[]; replicas: number[]; shard
 
 function dataShardCount(p: Policy): number {
   return p.kind === 'ec' ? p.k : p.kind === 'hybrid' ? p.k : 1;
+}
+
+/** Encodes each stripe of ciphertext under the policy: fragments and their checksums. */
+async function encodeStripes(policy: Policy, cipherStripes: Buffer[]): Promise<{ infos: StripeInfo[]; frags: Buffer[][] }> {
+  const infos: StripeInfo[] = [];
+  const frags: Buffer[][] = [];
+  for (const cipher of cipherStripes) {
+    const { shardLen, fragments } = await encodeStripe(policy, cipher);
+    const sums = Buffer.alloc(SUM_LEN * fragments.length);
+    let prev: Buffer | undefined;
+    let prevSum: Buffer | undefined;
+    fragments.forEach((f, i) => {
+      // Replicas are one Buffer: hash it once.
+      if (f !== prev) prevSum = sum16(f);
+      prev = f;
+      prevSum!.copy(sums, i * SUM_LEN);
+    });
+    infos.push({ len: cipher.length, shard: shardLen, sums });
+    frags.push(fragments);
+  }
+  return { infos, frags };
 }
 
 async function* once(b: Buffer): AsyncGenerator<Buffer> {
@@ -215,10 +242,28 @@ export class ObjectLayer {
     let k = this.dataKeys.get(part.id);
     if (!k) {
       k = unwrapKey(master, part.wrappedKey, wrapAad(tenant, part.id));
-      if (this.dataKeys.size >= 50_000) this.dataKeys.delete(this.dataKeys.keys().next().value!);
-      this.dataKeys.set(part.id, k);
+      this.rememberKey(part.id, k);
     }
     return k;
+  }
+
+  private rememberKey(id: string, k: Buffer): void {
+    if (this.dataKeys.size >= 50_000) this.dataKeys.delete(this.dataKeys.keys().next().value!);
+    this.dataKeys.set(id, k);
+  }
+
+  /** Pack records by id (their layout never changes; the live counts here may be stale and are not used). */
+  private readonly packCache = new Map<string, PackRecord>();
+
+  private packRecord(id: string): PackRecord | undefined {
+    let p = this.packCache.get(id);
+    if (!p) {
+      p = this.opts.meta.packs.get(id);
+      if (!p) return undefined;
+      if (this.packCache.size >= 20_000) this.packCache.delete(this.packCache.keys().next().value!);
+      this.packCache.set(id, p);
+    }
+    return p;
   }
 
   /** Bucket records change rarely: kept for a second, so hot paths skip an LMDB read and decode. */
@@ -306,35 +351,70 @@ export class ObjectLayer {
     return meta;
   }
 
-  /** Makes objects visible (or removes them, meta = undefined) in one transaction; newer versions win. */
-  private async commit(changes: Array<{ bucket: string; key: string; meta?: ObjectMeta; ifVersion?: number }>): Promise<void> {
+  /**
+   * Makes objects visible (or removes them, meta = undefined) in one transaction; newer versions win. New packs
+   * become known in the same transaction; a pack member that is superseded (or loses to a newer version) only
+   * lowers its pack's live count, and a pack with no live member left is dropped with its fragments.
+   */
+  private async commit(changes: Array<{ bucket: string; key: string; meta?: ObjectMeta }>, newPacks: PackRecord[] = []): Promise<void> {
     const meta = this.opts.meta;
     const superseded: ObjectMeta[] = [];
     const lost: ObjectMeta[] = [];
+    const deadPacks: PackRecord[] = [];
     await meta.transaction(() => {
+      for (const p of newPacks) {
+        meta.packs.put(p.id, p);
+        meta.ids.put(p.id, { pack: p.id });
+      }
+      const released = new Map<string, { n: number; bytes: number }>();
+      const release = (m: ObjectMeta) => {
+        const r = released.get(m.pack!.id);
+        if (r) {
+          r.n++;
+          r.bytes += m.size;
+        } else released.set(m.pack!.id, { n: 1, bytes: m.size });
+      };
       for (const c of changes) {
         const k = objectKey(c.bucket, c.key);
         const old = meta.objects.get(k);
         if (c.meta) {
           if (old && old.version > c.meta.version) {
-            lost.push(c.meta);
+            if (c.meta.pack) release(c.meta);
+            else lost.push(c.meta);
             continue;
           }
           meta.objects.put(k, c.meta);
-          const owner: IdOwner = { bucket: c.bucket, key: c.key };
-          meta.ids.put(c.meta.id, owner);
-          for (const p of c.meta.parts) meta.ids.put(p.id, owner);
+          if (!c.meta.pack) {
+            const owner: IdOwner = { bucket: c.bucket, key: c.key };
+            meta.ids.put(c.meta.id, owner);
+            for (const p of c.meta.parts) meta.ids.put(p.id, owner);
+          }
         } else if (old) {
           meta.objects.remove(k);
         }
         if (old && (!c.meta || old.version <= c.meta.version)) {
-          superseded.push(old);
-          meta.ids.remove(old.id);
-          for (const p of old.parts) meta.ids.remove(p.id);
+          if (old.pack) release(old);
+          else {
+            superseded.push(old);
+            meta.ids.remove(old.id);
+            for (const p of old.parts) meta.ids.remove(p.id);
+          }
         }
+      }
+      for (const [id, r] of released) {
+        const rec = meta.packs.get(id);
+        if (!rec) continue;
+        rec.live -= r.n;
+        rec.liveBytes -= r.bytes;
+        if (rec.live <= 0) {
+          meta.packs.remove(id);
+          meta.ids.remove(id);
+          deadPacks.push(rec);
+        } else meta.packs.put(id, rec);
       }
     });
     for (const m of [...superseded, ...lost]) void this.removeFragments(m).catch(() => undefined);
+    for (const p of deadPacks) void this.removePackFragments(p).catch(() => undefined);
   }
 
   async deleteObject(tenant: string, bucket: string, key: string): Promise<void> {
@@ -347,8 +427,16 @@ export class ObjectLayer {
     await this.commit(keys.map((key) => ({ bucket, key })));
   }
 
+  /** Best-effort removal of a dropped pack's fragments and metadata copies (what fails is collected later as orphans). */
+  private async removePackFragments(p: PackRecord): Promise<void> {
+    this.packCache.delete(p.id);
+    const l = p.layout;
+    await Promise.allSettled(l.nodes.map((n, fi) => this.byId.get(n)?.delete([...l.stripes.map((_s, si) => fragKey(l.id, si, fi)), metaCopyKey(l.id)])));
+  }
+
   /** Best-effort removal of an object's fragments and metadata copies (what fails is collected later as orphans). */
   private async removeFragments(m: ObjectMeta): Promise<void> {
+    if (m.pack) return;
     const perNode = new Map<string, string[]>();
     const add = (node: string, k: string) => {
       let l = perNode.get(node);
@@ -492,6 +580,14 @@ export class ObjectLayer {
 
   /** Plaintext of [start, end) of the object, streamed stripe by stripe with one stripe of read-ahead. */
   async *read(meta: ObjectMeta, start = 0, end = meta.size): AsyncGenerator<Buffer> {
+    if (meta.pack) {
+      if (end > start) {
+        const out: Buffer[] = new Array(1);
+        await this.readPackMembers([meta], [0], out);
+        yield out[0]!.subarray(start, end);
+      }
+      return;
+    }
     const policy = parsePolicy(meta.policy);
     let partStart = 0;
     for (const part of meta.parts) {
@@ -633,7 +729,12 @@ export class ObjectLayer {
     const out: Buffer[] = new Array(metas.length);
     const perNode = new Map<string, number[]>();
     const slow: number[] = [];
+    const packed: number[] = [];
     metas.forEach((m, i) => {
+      if (m.pack) {
+        packed.push(i);
+        return;
+      }
       const part = m.parts[0];
       const p = parsePolicy(m.policy);
       if (m.parts.length === 1 && part!.stripes.length === 1 && p.kind !== 'ec') {
@@ -643,6 +744,7 @@ export class ObjectLayer {
         l.push(i);
       } else slow.push(i);
     });
+    const packReads = packed.length > 0 ? this.readPackMembers(metas, packed, out) : undefined;
     await Promise.all(
       [...perNode].map(async ([nodeId, idx]) => {
         const node = this.byId.get(nodeId);
@@ -685,7 +787,77 @@ export class ObjectLayer {
         out[i] = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       }),
     );
+    if (packReads) await packReads;
     return out;
+  }
+
+  /**
+   * Values of pack members (metas[i] for i in idx) into out[i]. Each needed block is fetched and decrypted once;
+   * blocks close together in one stripe are fetched as one range (a scan reads a pack sequentially).
+   */
+  private async readPackMembers(metas: ObjectMeta[], idx: number[], out: Buffer[]): Promise<void> {
+    const MERGE_GAP = 8192;
+    const byStripe = new Map<string, { rec: PackRecord; s: number; blocks: Map<number, { ref: PackRef; members: number[] }> }>();
+    for (const i of idx) {
+      const ref = metas[i]!.pack!;
+      const k = `${ref.id}.${ref.s}`;
+      let g = byStripe.get(k);
+      if (!g) {
+        const rec = this.packRecord(ref.id);
+        // The pack went away between the index read and now: the member was overwritten or deleted meanwhile.
+        if (!rec) throw s3Error('NoSuchKey', undefined, { Key: metas[i]!.key });
+        byStripe.set(k, (g = { rec, s: ref.s, blocks: new Map() }));
+      }
+      let blk = g.blocks.get(ref.bn);
+      if (!blk) g.blocks.set(ref.bn, (blk = { ref, members: [] }));
+      blk.members.push(i);
+    }
+    await Promise.all(
+      [...byStripe.values()].map(async (g) => {
+        const rec = g.rec;
+        const policy = parsePolicy(rec.policy);
+        const master = await this.opts.keys.tenantKey(rec.tenant);
+        const dek = this.dataKey(master, rec.tenant, rec.layout);
+        const blocks = [...g.blocks.values()].sort((a, b) => a.ref.bo - b.ref.bo);
+        const spans: Array<{ start: number; end: number; blocks: typeof blocks }> = [];
+        for (const blk of blocks) {
+          const last = spans[spans.length - 1];
+          if (last && blk.ref.bo - last.end <= MERGE_GAP) {
+            last.end = Math.max(last.end, blk.ref.bo + blk.ref.bl);
+            last.blocks.push(blk);
+          } else spans.push({ start: blk.ref.bo, end: blk.ref.bo + blk.ref.bl, blocks: [blk] });
+        }
+        let verified: Buffer | undefined;
+        await Promise.all(
+          spans.map(async (sp) => {
+            const buf = await this.readStripe(policy, rec.layout, g.s, sp.start, sp.end);
+            for (const blk of sp.blocks) {
+              const r = blk.ref;
+              let plain: Buffer;
+              try {
+                plain = openBlock(dek, rec.id, r.bn, buf.subarray(r.bo - sp.start, r.bo - sp.start + r.bl));
+              } catch (err) {
+                if (!(err instanceof CryptoError)) throw err;
+                // Unverified bytes failed authentication: read the stripe from checksummed fragments (decoding if need be).
+                this.m.corruptFragments.inc();
+                this.healQueue.add(rec.id);
+                verified ??= await this.readStripeVerified(policy, rec.layout, g.s);
+                try {
+                  plain = openBlock(dek, rec.id, r.bn, verified.subarray(r.bo, r.bo + r.bl));
+                } catch {
+                  throw s3Error('InternalError', 'stored object failed authentication on every copy; it was not returned');
+                }
+              }
+              for (const i of blk.members) {
+                const m = metas[i]!.pack!;
+                out[i] = plain.subarray(m.o, m.o + m.n);
+                this.m.bytesOut.inc(m.n);
+              }
+            }
+          }),
+        );
+      }),
+    );
   }
 
   /** Values of the given keys (undefined where absent), read together. */
@@ -1017,6 +1189,7 @@ export class ObjectLayer {
     const writes = ops.map((o, i) => ({ o, i })).filter((x) => x.o.op !== 'get');
     if (writes.length === 0) return results;
     const { policy, storageClass } = this.policyFor(b);
+    const policyText = formatPolicy(policy);
     const changes: Array<{ bucket: string; key: string; meta?: ObjectMeta }> = [];
     const perNode = new Map<string, FragmentEntry[]>();
     const master = await this.opts.keys.tenantKey(tenant, { create: true });
@@ -1024,6 +1197,29 @@ export class ObjectLayer {
     const width = policyWidth(policy);
     const roles = fragmentRoles(policy);
     const placed: Array<{ nodes: string[] }> = [];
+    const newPacks: PackRecord[] = [];
+    const addEntries = (nodes: string[], frags: Buffer[][], id: string, copy: Buffer) => {
+      nodes.forEach((n, fi) => {
+        let l = perNode.get(n);
+        if (!l) perNode.set(n, (l = []));
+        frags.forEach((fr, si) => l!.push({ key: fragKey(id, si, fi), value: fr[fi]! }));
+        l.push({ key: metaCopyKey(id), value: copy });
+      });
+      placed.push({ nodes });
+    };
+    // Small values go into packs (one data key, placement, metadata copy and set of fragments per pack).
+    let group: Array<{ key: string; value: Buffer; version: number; at: number }> = [];
+    let groupBytes = 0;
+    const flushPack = async () => {
+      if (group.length === 0) return;
+      const members = group;
+      group = [];
+      groupBytes = 0;
+      const p = await this.preparePack(tenant, bucket, policy, storageClass, master, metaKey, members);
+      addEntries(p.rec.layout.nodes, p.frags, p.rec.id, p.copy);
+      newPacks.push(p.rec);
+      p.metas.forEach((m, j) => (changes[members[j]!.at] = { bucket, key: m.key, meta: m }));
+    };
     for (const { o } of writes) {
       if (o.op === 'delete') {
         changes.push({ bucket, key: o.key });
@@ -1032,53 +1228,42 @@ export class ObjectLayer {
       if (o.op !== 'put') continue;
       if (o.value.length > this.opts.maxObjectSize) throw s3Error('EntityTooLarge');
       const version = nextVersion();
+      if (o.value.length <= PACK_MAX_VALUE) {
+        if (groupBytes + o.value.length > PACK_MAX_BYTES) await flushPack();
+        group.push({ key: o.key, value: o.value, version, at: changes.length });
+        groupBytes += o.value.length;
+        changes.push({ bucket, key: o.key }); // placeholder, filled in when the pack is built
+        continue;
+      }
       const id = newId(version, freshRandom(8));
       const nodes = placeFragments(id, this.nodeIds, width);
       const dek = newDataKey();
       const aad = partAad(id);
       const part: PartLayout = { id, nodes, size: o.value.length, wrappedKey: wrapKey(master, dek, wrapAad(tenant, id)), stripes: [], md5: createHash('md5').update(o.value).digest('hex') };
-      // Values in a batch are small: encrypt and encode in memory, stripe by stripe.
+      // Larger values: encrypted and encoded in memory, stripe by stripe, as objects of their own.
       const enc = new ChunkEncryptor(dek, aad);
       const sealed = [...enc.push(o.value), enc.final()];
-      const frags: Buffer[][] = [];
-      for (let c = 0; c < sealed.length; c += STRIPE_CHUNKS) {
-        const cipher = Buffer.concat(sealed.slice(c, c + STRIPE_CHUNKS));
-        const { shardLen, fragments } = await encodeStripe(policy, cipher);
-        const sums = Buffer.alloc(SUM_LEN * fragments.length);
-        let prev: Buffer | undefined;
-        let prevSum: Buffer | undefined;
-        fragments.forEach((f, i) => {
-          // Replicas are one Buffer: hash it once.
-          if (f !== prev) prevSum = sum16(f);
-          prev = f;
-          prevSum!.copy(sums, i * SUM_LEN);
-        });
-        part.stripes.push({ len: cipher.length, shard: shardLen, sums });
-        frags.push(fragments);
-      }
+      const cipherStripes: Buffer[] = [];
+      for (let c = 0; c < sealed.length; c += STRIPE_CHUNKS) cipherStripes.push(Buffer.concat(sealed.slice(c, c + STRIPE_CHUNKS)));
+      const { infos, frags } = await encodeStripes(policy, cipherStripes);
+      part.stripes = infos;
       const meta: ObjectMeta = {
         id,
         version,
         tenant,
         bucket,
         key: o.key,
-        policy: formatPolicy(policy),
+        policy: policyText,
         storageClass,
         size: o.value.length,
         etag: `"${part.md5}"`,
         lastModified: Date.now(),
         parts: [part],
       };
-      const copy = seal(metaKey, pack(meta), Buffer.from(`securegrid/meta/${id}`));
-      nodes.forEach((n, fi) => {
-        let l = perNode.get(n);
-        if (!l) perNode.set(n, (l = []));
-        frags.forEach((fr, si) => l!.push({ key: fragKey(id, si, fi), value: fr[fi]! }));
-        l.push({ key: metaCopyKey(id), value: copy });
-      });
-      placed.push({ nodes });
+      addEntries(nodes, frags, id, seal(metaKey, pack(meta), Buffer.from(`securegrid/meta/${id}`)));
       changes.push({ bucket, key: o.key, meta });
     }
+    await flushPack();
     const failedNodes = new Set<string>();
     await Promise.all(
       [...perNode].map(async ([n, entries]) => {
@@ -1100,9 +1285,90 @@ export class ObjectLayer {
         throw this.quorumError('write', ok, need, policy);
       }
     }
-    await this.commit(changes);
+    await this.commit(changes, newPacks);
     for (const { i } of writes) results[i] = { ok: true };
     return results;
+  }
+
+  /**
+   * A pack of small values, sealed, encoded and placed, with its members' index entries and its sealed metadata
+   * copy, ready to be written (nothing is written here).
+   */
+  private async preparePack(
+    tenant: string,
+    bucket: string,
+    policy: Policy,
+    storageClass: string,
+    master: Buffer,
+    metaKey: Buffer,
+    members: ReadonlyArray<{ key: string; value: Buffer; version: number }>,
+  ): Promise<{ rec: PackRecord; metas: ObjectMeta[]; frags: Buffer[][]; copy: Buffer }> {
+    const policyText = formatPolicy(policy);
+    const id = newId(nextVersion(), freshRandom(8));
+    const nodes = placeFragments(id, this.nodeIds, policyWidth(policy));
+    const dek = newDataKey();
+    const built = buildPack(dek, id, members.map((m) => m.value), STRIPE_CIPHER);
+    const { infos, frags } = await encodeStripes(policy, built.stripes);
+    let size = 0;
+    for (const m of members) size += m.value.length;
+    const layout: PartLayout = { id, nodes, size, wrappedKey: wrapKey(master, dek, wrapAad(tenant, id)), stripes: infos, md5: '' };
+    const now = Date.now();
+    const metas = members.map((m, j): ObjectMeta => {
+      const r = built.refs[j]!;
+      const ref: PackRef = { id, s: r.s, bo: r.bo, bl: r.bl, bn: r.bn, o: r.o, n: r.n };
+      return {
+        id: `${id}-${j}`,
+        version: m.version,
+        tenant,
+        bucket,
+        key: m.key,
+        policy: policyText,
+        storageClass,
+        size: m.value.length,
+        etag: `"${hash('md5', m.value, 'hex')}"`,
+        lastModified: now,
+        parts: [],
+        pack: ref,
+      };
+    });
+    const rec: PackRecord = { id, tenant, bucket, policy: policyText, created: now, layout, members: metas.length, live: metas.length, liveBytes: size };
+    this.rememberKey(id, dek);
+    // The sealed copy beside the fragments lists every member: enough to rebuild their index entries.
+    const copy = seal(metaKey, pack({ pack: rec, members: encodePackMembers(metas) }), Buffer.from(`securegrid/meta/${id}`));
+    return { rec, metas, frags, copy };
+  }
+
+  /** preparePack, then its fragments written to a write quorum (compaction; a batch writes its packs itself). */
+  private async writePackFragments(
+    tenant: string,
+    bucket: string,
+    policy: Policy,
+    storageClass: string,
+    members: ReadonlyArray<{ key: string; value: Buffer; version: number }>,
+  ): Promise<{ rec: PackRecord; metas: ObjectMeta[] }> {
+    const master = await this.opts.keys.tenantKey(tenant, { create: true });
+    const metaKey = await this.opts.keys.serviceKey('object-meta');
+    const p = await this.preparePack(tenant, bucket, policy, storageClass, master, metaKey, members);
+    const nodes = p.rec.layout.nodes;
+    const failed = new Set<number>();
+    await Promise.all(
+      nodes.map(async (n, fi) => {
+        try {
+          await this.byId.get(n)!.put([...p.frags.map((fr, si) => ({ key: fragKey(p.rec.id, si, fi), value: fr[fi]! })), { key: metaCopyKey(p.rec.id), value: p.copy }]);
+          this.m.fragmentWrites.inc(p.frags.length);
+        } catch {
+          failed.add(fi);
+          this.m.fragmentFailures.inc({ kind: 'write' });
+        }
+      }),
+    );
+    const ok = fragmentRoles(policy).quorum.filter((i) => !failed.has(i)).length;
+    const need = writeQuorum(policy);
+    if (ok < need) {
+      void this.removePackFragments(p.rec);
+      throw this.quorumError('write', ok, need, policy);
+    }
+    return p;
   }
 
   // ---------------------------------------------------------------- healing
@@ -1116,11 +1382,94 @@ export class ObjectLayer {
 
   /** Checks every fragment of one object against its checksum and rebuilds what is missing or corrupt. */
   async healObject(meta: ObjectMeta, report: HealReport = emptyHealReport()): Promise<HealReport> {
+    if (meta.pack) {
+      const rec = this.opts.meta.packs.get(meta.pack.id);
+      if (rec) await this.healPack(rec, report);
+      return report;
+    }
     const policy = parsePolicy(meta.policy);
     const width = policyWidth(policy);
     report.objects++;
     let copy: Buffer | undefined;
-    for (const part of meta.parts) {
+    for (const part of meta.parts) await this.healPart(policy, part, report);
+    // The metadata copies beside the fragments.
+    const copyNodes = meta.parts.length === 1 && meta.parts[0]!.id === meta.id ? meta.parts[0]!.nodes : placeFragments(meta.id, this.nodeIds, Math.min(this.nodeIds.length, width));
+    await Promise.all(
+      copyNodes.map(async (n) => {
+        const node = this.byId.get(n);
+        if (!node) return;
+        try {
+          const have = await node.get(metaCopyKey(meta.id));
+          let fine = false;
+          if (have) {
+            try {
+              fine = (await this.readMetaCopy(meta.id, have)).version === meta.version;
+            } catch {
+              fine = false;
+            }
+          }
+          if (!fine) {
+            copy ??= await this.metaCopy(meta);
+            await node.put([{ key: metaCopyKey(meta.id), value: copy }]);
+          }
+        } catch (err) {
+          if (!(err instanceof NodeUnavailableError)) throw err;
+        }
+      }),
+    );
+    return report;
+  }
+
+  /** The sealed metadata copy of a pack: the pack record and every member's index entry as written. */
+  async readPackCopy(packId: string, sealed: Buffer): Promise<{ pack: PackRecord; members: ObjectMeta[] }> {
+    const key = await this.opts.keys.serviceKey('object-meta');
+    const c = unpack(unseal(key, sealed, Buffer.from(`securegrid/meta/${packId}`))) as { pack: PackRecord; members: Buffer[] };
+    return { pack: c.pack, members: c.members.map((b) => decodeObjectMeta(b)) };
+  }
+
+  /** Checks every fragment of a pack, rebuilds what is missing or corrupt, and restores its metadata copies from a good one. */
+  async healPack(rec: PackRecord, report: HealReport = emptyHealReport()): Promise<HealReport> {
+    report.objects++;
+    await this.healPart(parsePolicy(rec.policy), rec.layout, report);
+    const copies = await Promise.all(
+      rec.layout.nodes.map(async (n) => {
+        try {
+          const have = await this.byId.get(n)?.get(metaCopyKey(rec.id));
+          if (!have) return { n, ok: false as const };
+          try {
+            return (await this.readPackCopy(rec.id, have)).pack.id === rec.id ? { n, ok: true as const, have } : { n, ok: false as const };
+          } catch {
+            return { n, ok: false as const };
+          }
+        } catch (err) {
+          if (!(err instanceof NodeUnavailableError)) throw err;
+          return { n, ok: true as const, have: undefined };
+        }
+      }),
+    );
+    const good = copies.find((c) => c.ok && c.have)?.have;
+    if (!good) {
+      if (copies.some((c) => !c.ok)) this.opts.log.error({ pack: rec.id }, 'no readable metadata copy of the pack is left (its index entries are intact)');
+      return report;
+    }
+    await Promise.all(
+      copies
+        .filter((c) => !c.ok)
+        .map(async (c) => {
+          try {
+            await this.byId.get(c.n)!.put([{ key: metaCopyKey(rec.id), value: good }]);
+          } catch (err) {
+            if (!(err instanceof NodeUnavailableError)) throw err;
+          }
+        }),
+    );
+    return report;
+  }
+
+  /** Checks every fragment of one part against its checksum and rebuilds what is missing or corrupt. */
+  private async healPart(policy: Policy, part: PartLayout, report: HealReport): Promise<void> {
+    const width = policyWidth(policy);
+    {
       for (let s = 0; s < part.stripes.length; s++) {
         const info = part.stripes[s]!;
         const frags: (Buffer | undefined)[] = [];
@@ -1153,7 +1502,7 @@ export class ObjectLayer {
         const present = Array.from({ length: width }, (_, i) => frags[i] !== undefined);
         if (!readQuorumMet(policy, present)) {
           report.unrecoverable += bad.length;
-          this.opts.log.error({ object: meta.id }, 'object has too few healthy fragments to heal');
+          this.opts.log.error({ object: part.id }, 'object has too few healthy fragments to heal');
           continue;
         }
         bad.sort((x, y) => x - y);
@@ -1172,45 +1521,134 @@ export class ObjectLayer {
         );
       }
     }
-    // The metadata copies beside the fragments.
-    const copyNodes = meta.parts.length === 1 && meta.parts[0]!.id === meta.id ? meta.parts[0]!.nodes : placeFragments(meta.id, this.nodeIds, Math.min(this.nodeIds.length, width));
-    await Promise.all(
-      copyNodes.map(async (n) => {
-        const node = this.byId.get(n);
-        if (!node) return;
-        try {
-          const have = await node.get(metaCopyKey(meta.id));
-          let fine = false;
-          if (have) {
-            try {
-              fine = (await this.readMetaCopy(meta.id, have)).version === meta.version;
-            } catch {
-              fine = false;
-            }
-          }
-          if (!fine) {
-            copy ??= await this.metaCopy(meta);
-            await node.put([{ key: metaCopyKey(meta.id), value: copy }]);
-          }
-        } catch (err) {
-          if (!(err instanceof NodeUnavailableError)) throw err;
-        }
-      }),
-    );
-    return report;
   }
 
-  /** Every object in the index, then orphaned fragments on every node. */
+  /** Every object in the index and every pack (once each), then compaction of mostly-dead packs, then orphaned fragments. */
   async healAll(onProgress?: (done: number, report: HealReport) => void): Promise<HealReport> {
     const report = emptyHealReport();
     let done = 0;
     for (const { value } of this.opts.meta.objects.getRange({})) {
+      if (value.pack) continue;
       await this.healObject(value, report);
       onProgress?.(++done, report);
     }
+    for (const { value } of this.opts.meta.packs.getRange({})) {
+      await this.healPack(value, report);
+      onProgress?.(++done, report);
+    }
     this.healQueue.clear();
+    report.packsCompacted = await this.compactPacks();
     report.orphansRemoved = await this.collectOrphans();
     return report;
+  }
+
+  /**
+   * Rewrites the live members of packs that are mostly garbage (live bytes below `threshold` of the pack) into
+   * new packs, and drops the old ones. A member overwritten or deleted meanwhile is left as it is. Returns how
+   * many packs were compacted.
+   */
+  async compactPacks(threshold = 0.5): Promise<number> {
+    const candidates: PackRecord[] = [];
+    for (const { value } of this.opts.meta.packs.getRange({})) if (value.liveBytes < value.layout.size * threshold) candidates.push(value);
+    let compacted = 0;
+    for (const rec of candidates) {
+      try {
+        if (await this.compactPack(rec)) compacted++;
+      } catch (err) {
+        this.opts.log.warn({ pack: rec.id, err: (err as Error).message }, 'pack compaction failed; will retry on the next scrub');
+      }
+    }
+    return compacted;
+  }
+
+  private async compactPack(rec: PackRecord): Promise<boolean> {
+    // The live members: those whose index entry still points into this pack (the sealed copy lists all of them).
+    let listed: ObjectMeta[] | undefined;
+    for (const n of rec.layout.nodes) {
+      try {
+        const have = await this.byId.get(n)?.get(metaCopyKey(rec.id));
+        if (have) {
+          listed = (await this.readPackCopy(rec.id, have)).members;
+          break;
+        }
+      } catch {
+        // another copy
+      }
+    }
+    if (!listed) return false;
+    const live = listed
+      .map((l) => ({ l, m: this.opts.meta.objects.get(objectKey(l.bucket, l.key)) }))
+      .filter((x) => x.m !== undefined && x.m.pack?.id === rec.id && x.m.version === x.l.version)
+      .map((x) => x.m!);
+    if (live.length > 0) {
+      const values = await this.readValues(live);
+      const ops = live.map((m, j) => ({ key: m.key, value: values[j]!, version: m.version }));
+      await this.rewritePacked(rec.tenant, rec.bucket, rec.policy, live, ops);
+    }
+    // Whatever still points into the old pack now (nothing, unless a rewrite lost a race) keeps it alive.
+    const meta = this.opts.meta;
+    const dropped = await meta.transaction(() => {
+      const cur = meta.packs.get(rec.id);
+      if (!cur || cur.live > 0) return undefined;
+      meta.packs.remove(rec.id);
+      meta.ids.remove(rec.id);
+      return cur;
+    });
+    if (dropped) await this.removePackFragments(dropped);
+    return true;
+  }
+
+  /**
+   * Writes values into a fresh pack under the same keys and versions and repoints each index entry that still
+   * refers to `old[j]` (same version, same pack); the old pack's live count drops by the members moved.
+   */
+  private async rewritePacked(tenant: string, bucket: string, policyText: string, old: ObjectMeta[], ops: Array<{ key: string; value: Buffer; version: number }>): Promise<void> {
+    const built = await this.writePackFragments(tenant, bucket, parsePolicy(policyText), old[0]!.storageClass, ops);
+    const meta = this.opts.meta;
+    const deadPacks: PackRecord[] = [];
+    await meta.transaction(() => {
+      meta.packs.put(built.rec.id, built.rec);
+      meta.ids.put(built.rec.id, { pack: built.rec.id });
+      const released = new Map<string, { n: number; bytes: number }>();
+      let unused = 0;
+      let unusedBytes = 0;
+      built.metas.forEach((m, j) => {
+        const k = objectKey(bucket, m.key);
+        const cur = meta.objects.get(k);
+        const was = old[j]!;
+        if (!cur || cur.version !== was.version || cur.pack?.id !== was.pack!.id) {
+          unused++;
+          unusedBytes += m.size;
+          return;
+        }
+        meta.objects.put(k, { ...m, etag: cur.etag, lastModified: cur.lastModified, contentType: cur.contentType, userMeta: cur.userMeta });
+        const r = released.get(was.pack!.id) ?? { n: 0, bytes: 0 };
+        r.n++;
+        r.bytes += was.size;
+        released.set(was.pack!.id, r);
+      });
+      if (unused > 0) {
+        built.rec.live -= unused;
+        built.rec.liveBytes -= unusedBytes;
+        if (built.rec.live <= 0) {
+          meta.packs.remove(built.rec.id);
+          meta.ids.remove(built.rec.id);
+          deadPacks.push(built.rec);
+        } else meta.packs.put(built.rec.id, built.rec);
+      }
+      for (const [id, r] of released) {
+        const rec = meta.packs.get(id);
+        if (!rec) continue;
+        rec.live -= r.n;
+        rec.liveBytes -= r.bytes;
+        if (rec.live <= 0) {
+          meta.packs.remove(id);
+          meta.ids.remove(id);
+          deadPacks.push(rec);
+        } else meta.packs.put(id, rec);
+      }
+    });
+    for (const p of deadPacks) void this.removePackFragments(p).catch(() => undefined);
   }
 
   /** Heals the objects that reads flagged. */
@@ -1219,6 +1657,11 @@ export class ObjectLayer {
     const ids = this.takeHealQueue();
     for (const id of ids) {
       const owner = this.opts.meta.ids.get(id);
+      if (owner && 'pack' in owner) {
+        const rec = this.opts.meta.packs.get(owner.pack);
+        if (rec) await this.healPack(rec, report);
+        continue;
+      }
       if (!owner || !('key' in owner)) continue;
       const meta = this.opts.meta.objects.get(objectKey(owner.bucket, owner.key));
       if (meta) await this.healObject(meta, report);

@@ -7,19 +7,31 @@
 // leaf i in a tree of n leaves also verifies for another size n' whose path to leaf i has the same shape
 // (e.g. leaf 0 of 3 and of 4 leaves). Verifiers take count from the signed header.
 
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import { CryptoError } from './envelope.js';
 
 export const HASH_SIZE = 32;
 const LEAF_PREFIX = Buffer.from([0x00]);
 const NODE_PREFIX = Buffer.from([0x01]);
 
+// One-shot crypto.hash (Node ≥ 20.12) is about twice as fast as createHash for 65-byte inputs; fall back without it.
+const oneShot: ((algorithm: string, data: Buffer, encoding: 'buffer') => Buffer) | undefined =
+  typeof nodeCrypto.hash === 'function' ? (nodeCrypto.hash as (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer) : undefined;
+const nodeInput = Buffer.alloc(1 + 2 * HASH_SIZE, 0x01);
+
 export function leafHash(data: Buffer): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  if (oneShot === undefined) return nodeCrypto.createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  const input = Buffer.allocUnsafe(1 + data.length);
+  input[0] = 0x00;
+  data.copy(input, 1);
+  return oneShot('sha256', input, 'buffer');
 }
 
 function nodeHash(left: Buffer, right: Buffer): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  if (oneShot === undefined) return nodeCrypto.createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  left.copy(nodeInput, 1);
+  right.copy(nodeInput, 1 + HASH_SIZE);
+  return oneShot('sha256', nodeInput, 'buffer');
 }
 
 export interface MerkleTree {

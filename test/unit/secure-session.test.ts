@@ -546,6 +546,28 @@ describe('decoders take any bytes', () => {
   const suite = 'x25519-ed25519-aes256gcm';
   const bytes = fc.uint8Array({ maxLength: 700 }).map((u) => Buffer.from(u));
 
+  test('a genuine message with a trailing or a missing byte is malformed', () => {
+    const meter = newMeter(suite);
+    const collector = newCollector(suite);
+    const ch = meter.clientHello();
+    const sh = collector.serverHello(ch, { suite, publicKey: keys[suite].meterA.publicKey });
+    const fin = meter.onServerHello(sh);
+    const { session, established } = collector.finish(fin, keys[suite].meterA.publicKey);
+    const stored = encodeSession(session);
+    for (const [decode, body] of [
+      [decodeClientHello, ch],
+      [decodeServerHello, sh],
+      [decodeFinish, fin],
+      [decodeSession, stored],
+    ] as const) {
+      decode(body);
+      rejects(() => decode(Buffer.concat([body, Buffer.from([0])])), 'malformed', `${decode.name} + 1 byte`);
+      rejects(() => decode(body.subarray(0, body.length - 1)), 'malformed', `${decode.name} - 1 byte`);
+    }
+    rejects(() => decodeEstablished(established.subarray(0, 17 + 16)), 'malformed', 'Established without a record');
+    rejects(() => decodeClientHello(Buffer.from([0x02, ...ch.subarray(1)])), 'malformed', 'wrong type byte');
+  });
+
   test('random bytes into every decoder and handshake step only ever throw SecureError', () => {
     const collector = newCollector(suite);
     const { meter, session } = handshake(suite);

@@ -84,7 +84,8 @@ export class Collector {
     this.systemTitle = Buffer.from(opts.systemTitle);
     this.#identities = { ...opts.identities };
     this.#cookieKey = Buffer.from(opts.cookieKey);
-    this.#now = opts.now ?? Date.now;
+    const clock = opts.now ?? Date.now;
+    this.#now = () => Math.max(0, Math.floor(clock())); // the cookie and session store whole milliseconds
   }
 
   #identity(suite: SuiteName): IdentityKey {

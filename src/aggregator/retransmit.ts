@@ -41,10 +41,13 @@ export class RetransmitBuffer {
     b.attempts++;
   }
 
-  /** Batches never sent, or last sent at least `afterMs` ago, oldest first. */
+  /**
+   * Batches never sent, or whose wait since the last send is over, oldest first. The wait doubles with each
+   * attempt (afterMs, 2×, 4×, at most 8×): a slow but live ingest is not buried under retransmissions.
+   */
   due(now: number, afterMs: number): PendingBatch[] {
     const out: PendingBatch[] = [];
-    for (const b of this.pending.values()) if (b.sentAt === 0 || now - b.sentAt >= afterMs) out.push(b);
+    for (const b of this.pending.values()) if (b.sentAt === 0 || now - b.sentAt >= afterMs * 2 ** Math.min(3, Math.max(0, b.attempts - 1))) out.push(b);
     return out;
   }
 

@@ -7,10 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvsClient, startGateway, startNodeServer } from '../kvs/index.js';
 import { setLogLevel } from '../observe/index.js';
-import { parseFlags, intFlag, usage, type FlagSpec } from './args.js';
+import { parseFlags, intFlag, usage, UsageError, type FlagSpec } from './args.js';
+import { demoMeters } from './demo-meters.js';
+import { progress } from './progress.js';
 
 const SPEC: Record<string, FlagSpec> = {
   objects: { type: 'string', default: '8', help: 'objects per size per policy' },
+  meters: { type: 'string', default: '2000', help: 'simulated meters (0 skips meters-to-store)' },
+  days: { type: 'string', default: '2', help: 'simulated days' },
+  start: { type: 'string', default: '2026-11-01', help: 'first simulated local day (yyyy-mm-dd)' },
   keep: { type: 'boolean', default: false, help: 'keep the temp data directory' },
 };
 
@@ -28,19 +33,6 @@ function human(n: number): string {
   return `${n} B`;
 }
 
-function progress(label: string, done: number, total: number): void {
-  if (!process.stdout.isTTY) {
-    // Logs and CI: a line at each quarter instead of a redrawn bar.
-    const q = (n: number) => Math.floor((n * 4) / total);
-    if (done === total || q(done) !== q(done - 1)) console.log(`  ${label}: ${done}/${total}`);
-    return;
-  }
-  const width = 30;
-  const filled = Math.round((done / total) * width);
-  process.stdout.write(`\r  ${label.padEnd(34)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
-  if (done === total) process.stdout.write('\n');
-}
-
 function filesUnder(dir: string): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -55,11 +47,14 @@ export async function runDemo(argv: string[]): Promise<number> {
   const f = parseFlags(argv, SPEC);
   if (f.help) return (console.log(usage('demo', 'Runs the securegrid pipeline end to end on this machine.', SPEC)), 0);
   const perSize = intFlag(f.objects, 'objects', 1, 1000);
+  const meters = intFlag(f.meters, 'meters', 0, 1_000_000);
+  const days = intFlag(f.days, 'days', 1, 366);
+  if (typeof f.start !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(f.start) || !Number.isFinite(Date.parse(f.start))) throw new UsageError(`--start must be a date yyyy-mm-dd, got '${f.start}'`);
   setLogLevel(process.env.SECUREGRID_LOG_LEVEL ?? 'error');
   const t0 = Date.now();
   const root = mkdtempSync(join(tmpdir(), 'securegrid-demo-'));
   const canary = `SG-CANARY-${randomBytes(6).toString('hex')}`;
-  console.log('securegrid demo — Secure KVS');
+  console.log('securegrid demo — Secure KVS, then meters to store');
   console.log(`data: ${root}`);
   console.log('trust model: no TEE hardware here; the gateway is an ordinary process, storage nodes are separate');
   console.log('servers that only ever receive ciphertext under opaque names.\n');
@@ -172,6 +167,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
     console.log(`6. scanned ${files} storage-node files (${human(scanned)}) for the canary: ${hits} hits`);
 
+    const m = meters > 0 ? await demoMeters({ root: join(root, 'meters'), meters, days, start: f.start as string }) : { ok: true, lines: [] };
+
     // Summary.
     console.log('\nsummary (raw storage per policy, as in the paper\'s Fig. 5)');
     console.log('  policy            bucket          objects   logical      raw          overhead');
@@ -179,8 +176,10 @@ export async function runDemo(argv: string[]): Promise<number> {
       const s = gw.objects.storageUse('demo-utility', p.bucket);
       console.log(`  ${`${p.label} ${p.policy}`.padEnd(18)}${p.bucket.padEnd(16)}${String(s.objects).padStart(7)}   ${human(s.logical).padEnd(12)} ${human(s.raw).padEnd(12)} ${(s.raw / s.logical).toFixed(2)}×`);
     }
-    const ok = r1.bad + r1.failed + r2.bad + r2.failed + r3.bad + r3.failed === 0 && hits === 0 && again.missing === 0 && heal.unrecoverable === 0;
-    console.log(`\n  reads intact: ${r1.ok + r2.ok + r3.ok}, wrong: ${r1.bad + r2.bad + r3.bad}, failed: ${r1.failed + r2.failed + r3.failed}; fragments rebuilt: ${heal.rebuilt}; plaintext canary hits on storage nodes: ${hits}`);
+    const kvsOk = r1.bad + r1.failed + r2.bad + r2.failed + r3.bad + r3.failed === 0 && hits === 0 && again.missing === 0 && heal.unrecoverable === 0;
+    const ok = kvsOk && m.ok;
+    console.log(`\n  kvs: reads intact: ${r1.ok + r2.ok + r3.ok}, wrong: ${r1.bad + r2.bad + r3.bad}, failed: ${r1.failed + r2.failed + r3.failed}; fragments rebuilt: ${heal.rebuilt}; plaintext canary hits on storage nodes: ${hits}`);
+    for (const line of m.lines) console.log(`  ${line}`);
     console.log(`  ${ok ? 'DEMO PASSED' : 'DEMO FOUND PROBLEMS'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     exit = ok ? 0 : 1;
   } finally {

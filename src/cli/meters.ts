@@ -26,6 +26,7 @@ import {
 } from '../meter/index.js';
 import { setLogLevel } from '../observe/index.js';
 import { intFlag, parseFlags, usage, UsageError, type FlagSpec } from './args.js';
+import { progress } from './progress.js';
 
 const FLEET_SPEC: Record<string, FlagSpec> = {
   count: { type: 'string', default: '1000', help: `meters in the fleet (1..${MAX_FLEET})` },
@@ -60,20 +61,6 @@ const DIR_SPEC: Record<string, FlagSpec> = {
   aggregators: { type: 'string', default: '1', help: 'number of aggregators (ids agg-001…) when --aggregator-ids is not given' },
   out: { type: 'string', help: 'output file (.csv for CSV, else JSON lines) (required)' },
 };
-
-function progress(label: string, done: number, total: number): void {
-  if (total <= 0) return;
-  if (!process.stdout.isTTY) {
-    // Logs and CI: a line at each quarter instead of a redrawn bar.
-    const q = (n: number) => Math.floor((n * 4) / total);
-    if (done === total || q(done) !== q(done - 1)) console.log(`  ${label}: ${done}/${total}`);
-    return;
-  }
-  const width = 30;
-  const filled = Math.round((done / total) * width);
-  process.stdout.write(`\r  ${label.padEnd(20)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
-  if (done === total) process.stdout.write('\n');
-}
 
 function fraction(v: string | boolean | undefined, name: string): number {
   const n = Number(v);

@@ -93,7 +93,7 @@ export class Aggregator {
     this.topics = topics(opts.id);
     this.batchMax = positive(opts.batchMax ?? 500, 'batchMax', MAX_BATCH_ENVELOPES);
     this.batchMs = positive(opts.batchMs ?? 50, 'batchMs');
-    this.retransmitMs = positive(opts.retransmitMs ?? 5000, 'retransmitMs');
+    this.retransmitMs = positive(opts.retransmitMs ?? 20_000, 'retransmitMs');
     this.maxUnacked = positive(opts.maxUnacked ?? 100_000, 'maxUnacked');
     this.log = logger('aggregator').child({ agg: opts.id });
     this.metrics = opts.metrics ?? new Metrics('aggregator');

@@ -1,6 +1,8 @@
 // The `securegrid` command: `demo` and one subcommand per service. Logic lives in the components.
 import { runAggregator } from './aggregator.js';
 import { UsageError } from './args.js';
+import { runAudit } from './audit.js';
+import { runBilling } from './billing.js';
 import { runBroker } from './broker.js';
 import { runCascadb } from './cascadb.js';
 import { runDemo } from './demo.js';
@@ -32,6 +34,8 @@ commands:
   ingest provision     register customers and meters from a directory file
   ingest close-day     write one KVS blob per meter and day (the measurement sets)
   import FILE.csv      load historical readings from a utility's MDM export, signed as imported
+  billing              bill customers for a period, verifying every reading's metrology signature
+  audit                the independent auditor: re-verify a billing report against the signed readings
 
 Run 'securegrid <command> --help' for its flags.`;
 
@@ -55,6 +59,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runIngest(rest);
       case 'import':
         return await runImport(rest);
+      case 'billing':
+        return await runBilling(rest);
+      case 'audit':
+        return await runAudit(rest);
       case undefined:
       case 'help':
       case '--help':

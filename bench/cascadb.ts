@@ -94,7 +94,14 @@ const USAGE = `usage: node dist/bench/cascadb.js [options]
   --cascadb MODE           process | inproc (default process: a child \`securegrid cascadb --embedded\`)
   --profile                run the CascaDB child under node --cpu-prof and summarise where its time goes
   --profile-out FILE       also keep the .cpuprofile there (open it in Chrome DevTools)
-  --keep                   keep CascaDB's data directory`;
+  --keep                   keep CascaDB's data directory
+  --direct                 instead of all the above: the ingest service's transaction in process (Engine over
+                           EmbeddedKvStore, replicate:3, 9 nodes): BEGIN; INSERT … ON CONFLICT DO NOTHING of
+                           --tx-rows reading rows × 23 columns in 1,024-row statements; INSERT of the batch row;
+                           COMMIT — as src/ingest/batch.ts sends it. Prints rows/s and CPU µs per row
+  --transactions N         measured transactions of --direct (default 20, after 2 untimed)
+  --tx-rows N              reading rows per transaction of --direct (default 4096)
+  --redeliver              --direct: every transaction is sent twice (the second stores nothing: all conflicts)`;
 
 const ROWS_PER_BATCH = 500;
 const RANGE_ROWS = 1000;
@@ -447,15 +454,21 @@ function attribute(stack: ProfileFrame[]): string {
       const pkg = u.slice(nm + 13).split('/');
       return pkg[0]!.startsWith('@') ? `${pkg[0]}/${pkg[1]}` : pkg[0]!;
     }
-    const d = u.indexOf('/dist/src/');
+    const d = buildSrc(u);
     if (d >= 0) {
-      const file = u.slice(d + 6).replace(/\.js$/, '.ts');
+      const file = u.slice(d).replace(/\.js$/, '.ts');
       return viaCrypto && !file.startsWith('src/crypto/') ? `node:crypto ← ${file}` : file;
     }
   }
   // Nothing of ours on the stack: the event loop, socket reads, promise jobs.
   const inner = stack.find((f) => f.url.startsWith('node:'));
   return inner ? inner.url.replace(/^node:(internal\/)?/, 'node:').split('/').slice(0, 2).join('/') : '(native)';
+}
+
+/** Where `src/` starts in a compiled file's url (dist/ or a .build/<dir>/ of one's own), or -1. */
+function buildSrc(u: string): number {
+  const m = /\/(?:dist|\.build\/[^/]+)\/src\//.exec(u);
+  return m ? m.index + m[0].length - 4 : -1;
 }
 
 function componentOf(label: string): string {
@@ -498,6 +511,118 @@ function summariseProfile(slice: ProfileSlice, m: Measured): ProfileReport {
   };
 }
 
+// ------------------------------------------------------------------ --direct: the ingest transaction in process
+
+/** One reading row as src/ingest/reading.ts readingRow makes it (23 values; proof: a 12-level Merkle path). */
+function directRow(meter: number, ts: number, batchId: string, leaf: number, r: () => number): unknown[] {
+  const f = () => Math.fround(r() * 400);
+  const proof = Buffer.allocUnsafe(12 * 32);
+  for (let i = 0; i < proof.length; i += 4) proof.writeUInt32LE((r() * 2 ** 32) >>> 0, i);
+  return [meter, new Date(ts), f(), f(), f(), f(), f(), f(), f() - 200, f() - 200, f() - 200, f(), f(), Math.fround(r()), f(), 50, f(), Math.floor(r() * 1e9), 0, leaf + 1, batchId, leaf, proof];
+}
+
+async function runDirect(o: { transactions: number; txRows: number; redeliver: boolean; profile: boolean; profileOut?: string; keep: boolean }): Promise<number> {
+  const { startCascadb } = await import('../src/cascadb/index.js');
+  const { EngineSqlClient, ensureSchema, insertRows, READING_COLUMNS } = await import('../src/ingest/index.js');
+  const log = (s: string) => process.stdout.write(`${s}\n`);
+  const root = mkdtempSync(join(tmpdir(), 'securegrid-bench-direct-'));
+  const db = await startCascadb({ embedded: { dataDir: root }, pgPort: 0, httpPort: -1, user: USER, password: 'direct-bench' });
+  const sql = new EngineSqlClient(db.engine);
+  const batchCols = ['batch_id', 'created_at', 'source', 'instance', 'key_id', 'count', 'merkle_root', 'signature'];
+  const meters = Math.max(1, Math.ceil(o.txRows / 96)); // a day of 15-minute readings per meter
+  const r = rng(7);
+  let seq = 0;
+  // Rows are made before the clock starts: the figure is CascaDB's, not the generator's.
+  const made = Array.from({ length: o.transactions + 2 }, (_, n) => Array.from({ length: o.txRows }, (_, j) => directRow(n * meters + (j % meters), T0 + Math.floor(j / meters) * STEP, `direct-${n}`, j, r)));
+  const txn = async (): Promise<{ rows: number; inserted: number }> => {
+    const n = seq++;
+    const batchId = `direct-${n}`;
+    const rows = made[n]!;
+    made[n] = [];
+    const send = () =>
+      sql.transaction(async (tx) => {
+        const inserted = await insertRows(tx, 'reading', READING_COLUMNS, rows as never, true);
+        await insertRows(tx, 'batch', batchCols, [[`${batchId}-${inserted}`, new Date(), 'ingest', 'bench', 'k1', o.txRows, Buffer.alloc(32, 1), Buffer.alloc(64, 2)]], false);
+        return inserted;
+      });
+    let inserted = await send();
+    if (o.redeliver) inserted += await send();
+    return { rows: o.txRows * (o.redeliver ? 2 : 1), inserted };
+  };
+  let code = 0;
+  try {
+    await ensureSchema(sql);
+    for (let i = 0; i < 2; i++) await txn(); // untimed: JIT, statement caches
+    let session: import('node:inspector/promises').Session | undefined;
+    if (o.profile) {
+      const { Session } = await import('node:inspector/promises');
+      session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 500 });
+      await session.post('Profiler.start');
+    }
+    const cpu0 = process.cpuUsage();
+    const elu0 = performance.eventLoopUtilization();
+    const t0 = performance.now();
+    let rowsSent = 0;
+    let inserted = 0;
+    const lat: number[] = [];
+    for (let i = 0; i < o.transactions; i++) {
+      const s = performance.now();
+      const got = await txn();
+      lat.push(performance.now() - s);
+      rowsSent += got.rows;
+      inserted += got.inserted;
+    }
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const elu = performance.eventLoopUtilization(elu0);
+    const cpuUs = cpu.user + cpu.system;
+    const expected = o.transactions * o.txRows;
+    if (inserted !== expected) {
+      process.stderr.write(`expected ${expected} new rows, the transactions reported ${inserted}\n`);
+      code = 1;
+    }
+    lat.sort((a, b) => a - b);
+    const res = {
+      bench: 'cascadb-direct',
+      node: process.version,
+      cores: cpus().length,
+      loadAverage: round(loadavg()[0]!, 2),
+      transactions: o.transactions,
+      rowsPerTransaction: o.txRows,
+      redeliver: o.redeliver,
+      rowsPerSecond: round(rowsSent / wall, 0),
+      cpuUsPerRow: round(cpuUs / rowsSent, 2),
+      mainThreadUsPerRow: round((elu.active * 1000) / rowsSent, 2),
+      msPerTransaction: { p50: round(lat[Math.floor(lat.length / 2)]!, 1), max: round(lat.at(-1)!, 1) },
+      cores_used: round(cpuUs / 1e6 / wall, 2),
+    };
+    log(`CascaDB --direct: ${o.transactions} transactions × ${o.txRows} reading rows (23 columns, ON CONFLICT DO NOTHING${o.redeliver ? ', each sent twice' : ''}); Engine over EmbeddedKvStore, replicate:3, 9 nodes; load average ${res.loadAverage}`);
+    log(`  ${num(res.rowsPerSecond)} rows/s   ${res.cpuUsPerRow} µs CPU/row (process, all threads)   ${res.mainThreadUsPerRow} µs main thread/row   ${res.msPerTransaction.p50} ms/transaction (p50)`);
+    if (session) {
+      const { profile } = (await session.post('Profiler.stop')) as { profile: import('./lib.js').CpuProfile };
+      session.disconnect();
+      if (o.profileOut) (await import('node:fs')).writeFileSync(o.profileOut, JSON.stringify(profile));
+      const slice = sliceCpuProfile(profile, { attribute });
+      const busy = slice.totalMs - slice.idleMs;
+      const pct = (ms: number) => ((100 * ms) / Math.max(busy, 1e-9)).toFixed(1);
+      const comps = new Map<string, number>();
+      for (const a of slice.attributed) if (a.label !== '(idle)') comps.set(componentOf(a.label), (comps.get(componentOf(a.label)) ?? 0) + a.ms);
+      log(`profile (main thread busy ${num(busy)} ms of ${num(slice.totalMs)} ms; ${num(busy / o.transactions, 1)} ms per transaction):`);
+      log(table(['component', 'ms', '%'], [...comps].sort((a, b) => b[1] - a[1]).slice(0, 14).map(([c, ms]) => [c, num(ms), pct(ms)])));
+      log(table(['file', 'ms', '%'], slice.attributed.filter((a) => a.label !== '(idle)').slice(0, 16).map((a) => [a.label, num(a.ms), pct(a.ms)])));
+      log(table(['top self-time functions', 'file:line', 'ms', '%'], slice.functions.filter((x) => x.name !== '(idle)').slice(0, 30).map((x) => [x.name, `${x.file}:${x.line}`, num(x.ms), pct(x.ms)]), { leftColumns: 2 }));
+    }
+    printJsonLast(res);
+  } finally {
+    await db.close();
+    if (!o.keep) rmSync(root, { recursive: true, force: true });
+  }
+  return code;
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<number> {
@@ -520,6 +645,10 @@ async function main(): Promise<number> {
       profile: { type: 'boolean', default: false },
       'profile-out': { type: 'string' },
       keep: { type: 'boolean', default: false },
+      direct: { type: 'boolean', default: false },
+      transactions: { type: 'string', default: '20' },
+      'tx-rows': { type: 'string', default: '4096' },
+      redeliver: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -537,6 +666,7 @@ async function main(): Promise<number> {
     if (!(v >= 0)) throw new Error(`--${name} must be a number ≥ 0\n${USAGE}`);
     return v;
   };
+  if (f.direct) return runDirect({ transactions: int('transactions', 1), txRows: int('tx-rows', 1), redeliver: f.redeliver, profile: f.profile || f['profile-out'] !== undefined, profileOut: f['profile-out'], keep: f.keep });
   const rows = int('rows', ROWS_PER_BATCH);
   const perMeter = int('per-meter', RANGE_ROWS);
   if (rows % ROWS_PER_BATCH || perMeter % ROWS_PER_BATCH) throw new Error(`--rows and --per-meter must be multiples of ${ROWS_PER_BATCH}`);

@@ -15,6 +15,10 @@ export class EmbeddedKvStore implements KvStore {
     return this.objects.getValues(this.tenant, this.bucket, keys.map(toName));
   }
 
+  async hasMany(keys: Buffer[]): Promise<boolean[]> {
+    return this.objects.hasValues(this.tenant, this.bucket, keys.map(toName));
+  }
+
   async write(ops: KvWrite[]): Promise<void> {
     if (ops.length === 0) return;
     const res = await this.objects.batch(

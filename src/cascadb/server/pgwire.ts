@@ -292,11 +292,15 @@ class Connection {
     w?.();
   }
 
-  /** The next frontend message, flushing pending output before waiting; undefined once the client is gone. */
-  private async next(): Promise<FrontendMessage | undefined> {
+  /**
+   * The next frontend message; undefined once the client is gone. Pending output is flushed before waiting,
+   * except (flushBeforeWait false) between extended-protocol messages, whose answers wait for Sync or Flush as
+   * PostgreSQL's do: a client that writes Bind, Execute and Sync separately gets one write, not three.
+   */
+  private async next(flushBeforeWait = true): Promise<FrontendMessage | undefined> {
     while (this.head >= this.queue.length) {
       if (this.eof || this.closing) return undefined;
-      await this.flush();
+      if (flushBeforeWait) await this.flush();
       if (this.head < this.queue.length || this.eof || this.closing) continue;
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
@@ -566,7 +570,7 @@ class Connection {
   private async serve(): Promise<void> {
     let skipping = false; // after an error in an extended-protocol message, until Sync
     for (;;) {
-      const m = await this.next();
+      const m = await this.next(false);
       if (!m || m.type === 'terminate') return;
       if (m.type === 'protocolError') throw new PgError(m.code, m.message, { severity: 'FATAL' });
       if (skipping && m.type !== 'sync') continue;

@@ -190,6 +190,8 @@ export class Engine {
     const sel = s.selectStmt?.SelectStmt as Node | undefined;
     let source: (ctx: ExecCtx) => AsyncIterable<Row>;
     let sourceTypes: SqlType[];
+    /** VALUES lists: the table rows, built in a plain loop (no generator step per row). */
+    let valueRows: ((ctx: ExecCtx, each: (row: Row) => void) => void) | undefined;
     if (!sel) {
       // INSERT … DEFAULT VALUES
       source = async function* () {
@@ -214,15 +216,26 @@ export class Engine {
         });
       });
       sourceTypes = targets.map((i) => t.columns[i]!.type);
-      const width = targets.length;
-      source = async function* (ctx) {
-        for (const r of rows) {
-          const out: Row = new Array(width);
-          for (let j = 0; j < width; j++) {
-            const c = r[j]!;
-            out[j] = c === 'default' ? DEFAULT : castOrThrow(c.eval([], ctx.ev), c.type, sourceTypes[j]!);
+      source = async function* () {};
+      const colTypes = t.columns.map((c) => c.type);
+      const tg = targets;
+      const untargeted = t.columns.map((_, i) => i).filter((i) => !tg.includes(i));
+      valueRows = (ctx, each) => {
+        const params = ctx.ev.params;
+        const n = colTypes.length;
+        for (const cells of rows) {
+          const row: Row = new Array(n);
+          for (let j = 0; j < cells.length; j++) {
+            const c = cells[j]!;
+            const col = tg[j]!;
+            const to = colTypes[col]!;
+            if (c === 'default') row[col] = defaults[col]!(ctx);
+            // A bare parameter already has its type (convertParams): no evaluation, no cast.
+            else if (c.param !== undefined && c.type === to) row[col] = params[c.param]!;
+            else row[col] = castOrThrow(c.eval([], ctx.ev), c.type, to);
           }
-          yield out;
+          for (const i of untargeted) row[i] = defaults[i]!(ctx);
+          each(row);
         }
       };
     } else {
@@ -247,17 +260,32 @@ export class Engine {
             count += await this.writeInserts(t, chunk, doNothing, ctx, returning ? out : undefined);
             chunk = [];
           };
+          const check = rowChecker(t);
+          const built: Row[] = [];
+          let building = false;
           try {
-            for await (const src of source(ctx)) {
-              const row: Row = new Array(t.columns.length).fill(DEFAULT);
-              for (let j = 0; j < tgt.length; j++) row[tgt[j]!] = src[j] === DEFAULT ? DEFAULT : castOrThrow(src[j]!, sourceTypes[j]!, t.columns[tgt[j]!]!.type);
-              for (let i = 0; i < row.length; i++) if (row[i] === DEFAULT) row[i] = defaults[i]!(ctx);
-              chunk.push(this.checkRow(t, row));
-              if (chunk.length >= 5000) await flush();
+            if (valueRows) {
+              // The rows of one statement's VALUES lists are built together, then written in chunks.
+              building = true;
+              valueRows(ctx, (row) => built.push(check(row)));
+              building = false;
+              for (let i = 0; i < built.length; i += 5000) {
+                chunk = built.length <= 5000 ? built : built.slice(i, i + 5000);
+                await flush();
+              }
+            } else {
+              for await (const src of source(ctx)) {
+                const row: Row = new Array(t.columns.length).fill(DEFAULT);
+                for (let j = 0; j < tgt.length; j++) row[tgt[j]!] = src[j] === DEFAULT ? DEFAULT : castOrThrow(src[j]!, sourceTypes[j]!, t.columns[tgt[j]!]!.type);
+                for (let i = 0; i < row.length; i++) if (row[i] === DEFAULT) row[i] = defaults[i]!(ctx);
+                chunk.push(check(row));
+                if (chunk.length >= 5000) await flush();
+              }
             }
           } catch (err) {
             // PostgreSQL inserts row by row: a key conflict among the rows before the failing one is what it reports.
-            if (chunk.length) await this.writeInserts(t, chunk, doNothing, ctx, undefined, true);
+            const before = building ? built : chunk;
+            if (before.length) await this.writeInserts(t, before, doNothing, ctx, undefined, true);
             throw err;
           }
           if (chunk.length) await flush();
@@ -273,18 +301,27 @@ export class Engine {
 
   /** Checks keys and writes one batch of new rows; returns how many were inserted. A dry run only checks. */
   private async writeInserts(t: TableDesc, rows: Row[], doNothing: boolean, ctx: ExecCtx, inserted?: Row[], dryRun = false): Promise<number> {
-    const keys = rows.map((r) => rowKey(t, r));
-    const existing = await ctx.tx.getMany(keys);
+    const count = rows.length;
+    const keys: Buffer[] = new Array(count);
+    const hexes: string[] = new Array(count);
+    for (let j = 0; j < count; j++) {
+      keys[j] = rowKey(t, rows[j]!);
+      hexes[j] = keys[j]!.toString('hex');
+    }
+    // Conflicts need only whether a key is taken: existence, not the stored row (nothing is read or decrypted).
+    const existing = await ctx.tx.hasMany(keys, hexes);
     const uniques = t.indexes.filter((i) => i.unique);
     const uniqueEntries = uniques.map((idx) => rows.map((r) => indexEntry(t, idx, r)));
-    const uniqueExisting = await Promise.all(uniqueEntries.map((es, u) => ctx.tx.getMany(es.map((e, j) => (uniques[u]!.columns.some((c) => rows[j]![c] === null) ? Buffer.alloc(0) : e.key)))));
+    const uniqueExisting = await Promise.all(uniqueEntries.map((es, u) => ctx.tx.hasMany(es.map((e, j) => (uniques[u]!.columns.some((c) => rows[j]![c] === null) ? Buffer.alloc(0) : e.key)))));
     const seen = new Set<string>();
     const seenUnique = uniques.map(() => new Set<string>());
     const ops: KvWrite[] = [];
+    const opHexes: string[] = [];
+    const indexes = t.indexes;
     let n = 0;
-    for (let j = 0; j < rows.length; j++) {
+    for (let j = 0; j < count; j++) {
       const r = rows[j]!;
-      const k = keys[j]!.toString('hex');
+      const k = hexes[j]!;
       let conflict: string | undefined;
       if (existing[j] || seen.has(k)) conflict = `${t.name}_pkey`;
       for (let u = 0; !conflict && u < uniques.length; u++) {
@@ -300,15 +337,20 @@ export class Engine {
       }
       seen.add(k);
       for (let u = 0; u < uniques.length; u++) seenUnique[u]!.add(uniqueEntries[u]![j]!.key.toString('hex'));
-      ops.push({ op: 'put', key: keys[j]!, value: rowValue(t, r) });
-      for (const idx of t.indexes) {
-        const e = indexEntry(t, idx, r);
-        ops.push({ op: 'put', key: e.key, value: e.value });
+      if (dryRun) rowValue(t, r); // its value checks still apply, in row order
+      else {
+        ops.push({ op: 'put', key: keys[j]!, value: rowValue(t, r) });
+        opHexes.push(k);
+        for (const idx of indexes) {
+          const e = indexEntry(t, idx, r);
+          ops.push({ op: 'put', key: e.key, value: e.value });
+          opHexes.push(e.key.toString('hex'));
+        }
       }
       inserted?.push(r);
       n++;
     }
-    if (!dryRun) await ctx.tx.write(ops);
+    if (!dryRun) await ctx.tx.write(ops, opHexes);
     return n;
   }
 
@@ -463,20 +505,7 @@ export class Engine {
 
   /** Types, lengths, numeric precision and NOT NULL of a row about to be stored. */
   private checkRow(t: TableDesc, row: Row): Row {
-    for (let i = 0; i < t.columns.length; i++) {
-      const c = t.columns[i]!;
-      let v = row[i]!;
-      if (v === null) continue;
-      if (c.pgType === 'varchar' && c.typmod >= 0 && [...(v as string)].length > c.typmod) throw new PgError('22001', `value too long for type character varying(${c.typmod})`);
-      if (c.type === 'numeric' && c.typmod >= 0) v = applyNumericTypmod(v as string, c.typmod);
-      if (c.type === 'float4' && typeof v === 'number') v = Math.fround(v);
-      row[i] = v;
-    }
-    // Then NOT NULL (after every column's length and precision, as PostgreSQL coerces the row first).
-    t.columns.forEach((c, i) => {
-      if (row[i] === null && c.notNull) throw new PgError('23502', `null value in column "${c.name}" of relation "${t.name}" violates not-null constraint`, { detail: 'Failing row contains a null in that column.' });
-    });
-    return row;
+    return rowChecker(t)(row);
   }
 
   private table(rv: Node): TableDesc {
@@ -751,6 +780,44 @@ export class Engine {
 }
 
 const DEFAULT = Symbol('default') as unknown as SqlValue;
+
+const checkers = new WeakMap<TableDesc, (row: Row) => Row>();
+
+/**
+ * Per table descriptor (replaced, never changed, when the dictionary changes): a function checking a row about
+ * to be stored — varchar lengths, numeric precision, float4 rounding, then NOT NULL — that visits only the
+ * columns with something to check.
+ */
+function rowChecker(t: TableDesc): (row: Row) => Row {
+  let f = checkers.get(t);
+  if (f) return f;
+  const fix: Array<{ i: number; kind: 'varchar' | 'numeric' | 'float4'; typmod: number }> = [];
+  const notNull: number[] = [];
+  t.columns.forEach((c, i) => {
+    if (c.pgType === 'varchar' && c.typmod >= 0) fix.push({ i, kind: 'varchar', typmod: c.typmod });
+    else if (c.type === 'numeric' && c.typmod >= 0) fix.push({ i, kind: 'numeric', typmod: c.typmod });
+    else if (c.type === 'float4') fix.push({ i, kind: 'float4', typmod: -1 });
+    if (c.notNull) notNull.push(i);
+  });
+  f = (row) => {
+    for (const x of fix) {
+      const v = row[x.i]!;
+      if (v === null) continue;
+      if (x.kind === 'float4') {
+        if (typeof v === 'number') row[x.i] = Math.fround(v);
+      } else if (x.kind === 'numeric') row[x.i] = applyNumericTypmod(v as string, x.typmod);
+      // UTF-16 length bounds the code points from above: count them only when it might be too long.
+      else if ((v as string).length > x.typmod && [...(v as string)].length > x.typmod) throw new PgError('22001', `value too long for type character varying(${x.typmod})`);
+    }
+    // Then NOT NULL (after every column's length and precision, as PostgreSQL coerces the row first).
+    for (const i of notNull) {
+      if (row[i] === null) throw new PgError('23502', `null value in column "${t.columns[i]!.name}" of relation "${t.name}" violates not-null constraint`, { detail: 'Failing row contains a null in that column.' });
+    }
+    return row;
+  };
+  checkers.set(t, f);
+  return f;
+}
 
 /** The hidden row id of a table without a primary key: 12 random bytes, unique across processes. */
 function rowId(): Buffer {

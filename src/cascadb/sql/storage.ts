@@ -68,10 +68,16 @@ export function tableRange(t: TableDesc, indexId = 0): { start: Buffer; end: Buf
   return { start: p, end: prefixEnd(p) };
 }
 
+/** An overlay entry: the key (kept, so COMMIT needs no decoding) and its value, or null for a delete. */
+interface Pending {
+  key: Buffer;
+  value: Buffer | null;
+}
+
 /** Reads and writes of one statement or transaction. Outside a transaction, writes go straight to the KVS. */
 export class TxView {
-  /** hex key → value, or null for a delete; undefined when not in a transaction. */
-  overlay: Map<string, Buffer | null> | undefined;
+  /** hex key → pending write; undefined when not in a transaction. */
+  overlay: Map<string, Pending> | undefined;
 
   constructor(readonly kv: KvStore) {}
 
@@ -86,7 +92,7 @@ export class TxView {
   async get(key: Buffer): Promise<Buffer | undefined> {
     if (this.overlay) {
       const o = this.overlay.get(key.toString('hex'));
-      if (o !== undefined) return o ?? undefined;
+      if (o !== undefined) return o.value ?? undefined;
     }
     return this.kv.get(key);
   }
@@ -98,11 +104,32 @@ export class TxView {
     keys.forEach((k, i) => {
       const o = this.overlay!.get(k.toString('hex'));
       if (o === undefined) missing.push(i);
-      else out[i] = o ?? undefined;
+      else out[i] = o.value ?? undefined;
     });
     if (missing.length) {
       const got = await this.kv.getMany(missing.map((i) => keys[i]!));
       missing.forEach((i, j) => (out[i] = got[j]));
+    }
+    return out;
+  }
+
+  /**
+   * Which keys hold a value (the transaction's own writes first): existence only, no value is read or decrypted
+   * when the store can answer from its index. `hexes[i]` is keys[i] in hex, when the caller has it already.
+   */
+  async hasMany(keys: Buffer[], hexes?: string[]): Promise<boolean[]> {
+    const out: boolean[] = new Array(keys.length);
+    const ask: number[] = [];
+    const ov = this.overlay;
+    for (let i = 0; i < keys.length; i++) {
+      const o = ov && ov.size > 0 ? ov.get(hexes ? hexes[i]! : keys[i]!.toString('hex')) : undefined;
+      if (o === undefined) ask.push(i);
+      else out[i] = o.value !== null;
+    }
+    if (ask.length) {
+      const sub = ask.length === keys.length ? keys : ask.map((i) => keys[i]!);
+      const got = this.kv.hasMany ? await this.kv.hasMany(sub) : (await this.kv.getMany(sub)).map((v) => v !== undefined);
+      for (let j = 0; j < ask.length; j++) out[ask[j]!] = got[j]!;
     }
     return out;
   }
@@ -114,8 +141,7 @@ export class TxView {
       yield* base;
       return;
     }
-    const mine = [...this.overlay]
-      .map(([h, v]) => ({ key: Buffer.from(h, 'hex'), value: v }))
+    const mine = [...this.overlay.values()]
       .filter((e) => Buffer.compare(e.key, start) >= 0 && Buffer.compare(e.key, end) < 0)
       .sort((a, b) => Buffer.compare(a.key, b.key));
     let i = 0;
@@ -137,12 +163,17 @@ export class TxView {
     }
   }
 
-  async write(ops: KvWrite[]): Promise<void> {
-    if (this.overlay) {
-      for (const o of ops) this.overlay.set(o.key.toString('hex'), o.op === 'put' ? o.value : null);
+  /** Writes (into the transaction, or to the KVS); `hexes[i]`, when given, is ops[i].key in hex. */
+  async write(ops: KvWrite[], hexes?: string[]): Promise<void> {
+    const ov = this.overlay;
+    if (ov) {
+      for (let i = 0; i < ops.length; i++) {
+        const o = ops[i]!;
+        ov.set(hexes ? hexes[i]! : o.key.toString('hex'), { key: o.key, value: o.op === 'put' ? o.value : null });
+      }
       return;
     }
-    for (let i = 0; i < ops.length; i += WRITE_CHUNK) await this.kv.write(ops.slice(i, i + WRITE_CHUNK));
+    for (let i = 0; i < ops.length; i += WRITE_CHUNK) await this.kv.write(ops.length <= WRITE_CHUNK ? ops : ops.slice(i, i + WRITE_CHUNK));
   }
 
   /** COMMIT: the transaction's writes in one atomic batch (chunked only beyond the KVS's batch limit). */
@@ -150,8 +181,10 @@ export class TxView {
     const o = this.overlay;
     this.overlay = undefined;
     if (!o || o.size === 0) return;
-    const ops: KvWrite[] = [...o].map(([h, v]) => (v ? { op: 'put', key: Buffer.from(h, 'hex'), value: v } : { op: 'delete', key: Buffer.from(h, 'hex') }));
-    for (let i = 0; i < ops.length; i += COMMIT_CHUNK) await this.kv.write(ops.slice(i, i + COMMIT_CHUNK));
+    const ops: KvWrite[] = new Array(o.size);
+    let i = 0;
+    for (const e of o.values()) ops[i++] = e.value ? { op: 'put', key: e.key, value: e.value } : { op: 'delete', key: e.key };
+    for (let j = 0; j < ops.length; j += COMMIT_CHUNK) await this.kv.write(ops.length <= COMMIT_CHUNK ? ops : ops.slice(j, j + COMMIT_CHUNK));
   }
 
   rollback(): void {

@@ -13,6 +13,8 @@ export interface KvEntry {
 export interface KvStore {
   get(key: Buffer): Promise<Buffer | undefined>;
   getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]>;
+  /** Which keys exist, without reading their values (optional: callers fall back to getMany). */
+  hasMany?(keys: Buffer[]): Promise<boolean[]>;
   /** All puts and deletes become visible together, or none does. */
   write(ops: KvWrite[]): Promise<void>;
   /** Entries with start ≤ key < end (end undefined: to the end), in byte order, fetched page by page. */

@@ -174,48 +174,88 @@ export function encodeObjectMeta(m: ObjectMeta): Buffer {
  * The index entries of a new pack's members, which share tenant, bucket, policy and storage class and whose ids
  * are `<pack id>-<j>` (as preparePack makes them): encoded in one go, the shared fields once.
  */
-export function encodePackMembers(metas: readonly ObjectMeta[]): Buffer[] {
+export function encodePackMembers(metas: readonly ObjectMeta[], digests?: readonly Buffer[]): Buffer[] {
+  return encodePackMemberBlob(metas, digests).entries;
+}
+
+/**
+ * encodePackMembers, the entries laid end to end in one buffer (`blob`, whose slices the entries are) when they
+ * all take the compact layout — self-delimiting, so the blob alone is the sealed copy's member list. `digests[j]`,
+ * when given, is the raw MD5 that metas[j].etag spells (saves parsing the hex back).
+ */
+export function encodePackMemberBlob(metas: readonly ObjectMeta[], digests?: readonly Buffer[]): { entries: Buffer[]; blob?: Buffer } {
   const m0 = metas[0];
-  if (!m0 || metas.some((m, j) => m.tenant !== m0.tenant || m.bucket !== m0.bucket || m.policy !== m0.policy || m.storageClass !== m0.storageClass || m.id !== `${m.pack?.id}-${j}`)) {
-    return metas.map(encodeObjectMeta);
-  }
-  const head = [m0.tenant, m0.bucket].map((x) => Buffer.from(x, 'utf8'));
-  const tail = [m0.policy, m0.storageClass].map((x) => Buffer.from(x, 'utf8'));
-  if (compactable(m0) < 0 || [...head, ...tail].some((b) => b.length > 0xffff)) return metas.map(encodeObjectMeta);
-  const shared = head[0]!.length + head[1]!.length + tail[0]!.length + tail[1]!.length + 10;
-  return metas.map((m, j) => {
+  const uniform = (): boolean => {
+    if (!m0 || compactable(m0) < 0) return false;
+    for (let j = 0; j < metas.length; j++) {
+      const m = metas[j]!;
+      if (m.tenant !== m0.tenant || m.bucket !== m0.bucket || m.policy !== m0.policy || m.storageClass !== m0.storageClass || m.pack?.id !== m0.pack!.id || m.id !== `${m0.pack!.id}-${j}`) return false;
+      if (m.contentType !== undefined || m.userMeta !== undefined || m.parts.length !== 0 || (!digests && !ETAG.test(m.etag))) return false;
+    }
+    return true;
+  };
+  if (!uniform()) return { entries: metas.map(encodeObjectMeta) };
+  const head = [m0!.tenant, m0!.bucket].map((x) => Buffer.from(x, 'utf8'));
+  const tail = [m0!.policy, m0!.storageClass].map((x) => Buffer.from(x, 'utf8'));
+  if ([...head, ...tail].some((b) => b.length > 0xffff)) return { entries: metas.map(encodeObjectMeta) };
+  const keyLens = metas.map((m) => Buffer.byteLength(m.key));
+  if (keyLens.some((n) => n > 0xffff)) return { entries: metas.map(encodeObjectMeta) };
+  // The bytes every entry shares (tenant, bucket; policy, storage class; the pack id) are laid out once.
+  const headBytes = Buffer.concat(head.flatMap((b) => [u16(b.length), b]));
+  const tailBytes = Buffer.concat(tail.flatMap((b) => [u16(b.length), b]));
+  const packId = Buffer.from(m0!.pack!.id, 'hex');
+  let total = 0;
+  for (const n of keyLens) total += FIXED + headBytes.length + 2 + n + tailBytes.length;
+  const blob = Buffer.allocUnsafe(total);
+  const entries: Buffer[] = new Array(metas.length);
+  let at = 0;
+  for (let j = 0; j < metas.length; j++) {
+    const m = metas[j]!;
     const p = m.pack!;
-    const keyLen = Buffer.byteLength(m.key);
-    if (keyLen > 0xffff || m.contentType !== undefined || m.userMeta !== undefined || m.parts.length !== 0) return encodeObjectMeta(m);
-    const out = Buffer.allocUnsafe(FIXED + shared + keyLen);
-    out[0] = COMPACT;
-    out[1] = 1;
-    out.writeDoubleBE(m.version, 2);
-    out.writeDoubleBE(m.lastModified, 10);
-    out.writeUInt32BE(m.size, 18);
-    out.write(m.etag.slice(1, 33), 22, 'hex');
-    out.write(p.id, 38, 'hex');
-    out.writeUInt32BE(j, 54);
-    out.writeUInt32BE(p.s, 58);
-    out.writeUInt32BE(p.bo, 62);
-    out.writeUInt32BE(p.bl, 66);
-    out.writeUInt32BE(p.bn, 70);
-    out.writeUInt32BE(p.o, 74);
-    out.writeUInt32BE(p.n, 78);
-    let at = FIXED;
-    for (const b of head) {
-      at = out.writeUInt16BE(b.length, at);
-      at += b.copy(out, at);
-    }
-    at = out.writeUInt16BE(keyLen, at);
-    at += out.write(m.key, at, 'utf8');
-    for (const b of tail) {
-      at = out.writeUInt16BE(b.length, at);
-      at += b.copy(out, at);
-    }
-    encodedMeta.set(m, out);
-    return out;
-  });
+    const start = at;
+    blob[at] = COMPACT;
+    blob[at + 1] = 1;
+    blob.writeDoubleBE(m.version, at + 2);
+    blob.writeDoubleBE(m.lastModified, at + 10);
+    blob.writeUInt32BE(m.size, at + 18);
+    if (digests) digests[j]!.copy(blob, at + 22, 0, 16);
+    else blob.write(m.etag.slice(1, 33), at + 22, 'hex');
+    packId.copy(blob, at + 38);
+    blob.writeUInt32BE(j, at + 54);
+    blob.writeUInt32BE(p.s, at + 58);
+    blob.writeUInt32BE(p.bo, at + 62);
+    blob.writeUInt32BE(p.bl, at + 66);
+    blob.writeUInt32BE(p.bn, at + 70);
+    blob.writeUInt32BE(p.o, at + 74);
+    blob.writeUInt32BE(p.n, at + 78);
+    at += FIXED;
+    at += headBytes.copy(blob, at);
+    at = blob.writeUInt16BE(keyLens[j]!, at);
+    at += blob.write(m.key, at, 'utf8');
+    at += tailBytes.copy(blob, at);
+    entries[j] = blob.subarray(start, at);
+  }
+  return { entries, blob };
+}
+
+function u16(n: number): Buffer {
+  const b = Buffer.allocUnsafe(2);
+  b.writeUInt16BE(n, 0);
+  return b;
+}
+
+/** The entries of a member blob (encodePackMemberBlob), in order. */
+export function decodePackMemberBlob(blob: Buffer): ObjectMeta[] {
+  const out: ObjectMeta[] = [];
+  let at = 0;
+  while (at < blob.length) {
+    if (blob[at] !== COMPACT) throw new Error('a pack member list holds compact entries only');
+    let end = at + FIXED;
+    for (let f = 0; f < 5; f++) end += 2 + blob.readUInt16BE(end);
+    out.push(decodeObjectMeta(blob.subarray(at, end)));
+    at = end;
+  }
+  return out;
 }
 
 export function decodeObjectMeta(bytes: Uint8Array, size?: unknown): ObjectMeta {

@@ -4,6 +4,7 @@
 // durable on a write quorum of nodes; the index commit (one LMDB transaction) is the moment of visibility.
 import { createHash, hash, randomBytes } from 'node:crypto';
 import { freshRandom } from '../../crypto/index.js';
+import { asBinary } from 'lmdb';
 import { pack, unpack } from 'msgpackr';
 import {
   CHUNK_SIZE,
@@ -36,7 +37,8 @@ import type { Logger, Metrics } from '../../observe/index.js';
 import { idTime, newId, nextVersion } from './clock.js';
 import {
   decodeObjectMeta,
-  encodePackMembers,
+  encodePackMemberBlob,
+  decodePackMemberBlob,
   objectKey,
   partKey,
   type BucketRecord,
@@ -356,7 +358,7 @@ export class ObjectLayer {
    * become known in the same transaction; a pack member that is superseded (or loses to a newer version) only
    * lowers its pack's live count, and a pack with no live member left is dropped with its fragments.
    */
-  private async commit(changes: Array<{ bucket: string; key: string; meta?: ObjectMeta }>, newPacks: PackRecord[] = []): Promise<void> {
+  private async commit(changes: Array<{ bucket: string; key: string; meta?: ObjectMeta; encoded?: Buffer }>, newPacks: PackRecord[] = []): Promise<void> {
     const meta = this.opts.meta;
     const superseded: ObjectMeta[] = [];
     const lost: ObjectMeta[] = [];
@@ -383,7 +385,8 @@ export class ObjectLayer {
             else lost.push(c.meta);
             continue;
           }
-          meta.objects.put(k, c.meta);
+          // A pack member's entry was encoded with its pack: stored as those bytes.
+          meta.objects.put(k, c.encoded ? (asBinary(c.encoded) as unknown as ObjectMeta) : c.meta);
           if (!c.meta.pack) {
             const owner: IdOwner = { bucket: c.bucket, key: c.key };
             meta.ids.put(c.meta.id, owner);
@@ -871,6 +874,15 @@ export class ObjectLayer {
     return out;
   }
 
+  /** Which of the keys exist: the index alone answers (no fragment is read, nothing is decrypted). */
+  hasValues(tenant: string, bucket: string, keys: string[]): boolean[] {
+    this.bucket(tenant, bucket);
+    const db = this.opts.meta.objects;
+    const out: boolean[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) out[i] = db.doesExist(objectKey(bucket, keys[i]!));
+    return out;
+  }
+
   /**
    * Keys in [start, end) in byte order with their values, at most `limit` (a page: call again after the last
    * key). `end` undefined = to the end of the bucket.
@@ -1190,7 +1202,7 @@ export class ObjectLayer {
     if (writes.length === 0) return results;
     const { policy, storageClass } = this.policyFor(b);
     const policyText = formatPolicy(policy);
-    const changes: Array<{ bucket: string; key: string; meta?: ObjectMeta }> = [];
+    const changes: Array<{ bucket: string; key: string; meta?: ObjectMeta; encoded?: Buffer }> = [];
     const perNode = new Map<string, FragmentEntry[]>();
     const master = await this.opts.keys.tenantKey(tenant, { create: true });
     const metaKey = await this.opts.keys.serviceKey('object-meta');
@@ -1218,7 +1230,7 @@ export class ObjectLayer {
       const p = await this.preparePack(tenant, bucket, policy, storageClass, master, metaKey, members);
       addEntries(p.rec.layout.nodes, p.frags, p.rec.id, p.copy);
       newPacks.push(p.rec);
-      p.metas.forEach((m, j) => (changes[members[j]!.at] = { bucket, key: m.key, meta: m }));
+      p.metas.forEach((m, j) => (changes[members[j]!.at] = { bucket, key: m.key, meta: m, encoded: p.entries[j] }));
     };
     for (const { o } of writes) {
       if (o.op === 'delete') {
@@ -1302,7 +1314,7 @@ export class ObjectLayer {
     master: Buffer,
     metaKey: Buffer,
     members: ReadonlyArray<{ key: string; value: Buffer; version: number }>,
-  ): Promise<{ rec: PackRecord; metas: ObjectMeta[]; frags: Buffer[][]; copy: Buffer }> {
+  ): Promise<{ rec: PackRecord; metas: ObjectMeta[]; entries: Buffer[]; frags: Buffer[][]; copy: Buffer }> {
     const policyText = formatPolicy(policy);
     const id = newId(nextVersion(), freshRandom(8));
     const nodes = placeFragments(id, this.nodeIds, policyWidth(policy));
@@ -1313,7 +1325,9 @@ export class ObjectLayer {
     for (const m of members) size += m.value.length;
     const layout: PartLayout = { id, nodes, size, wrappedKey: wrapKey(master, dek, wrapAad(tenant, id)), stripes: infos, md5: '' };
     const now = Date.now();
+    const digests: Buffer[] = new Array(members.length);
     const metas = members.map((m, j): ObjectMeta => {
+      const d = (digests[j] = hash('md5', m.value, 'buffer') as unknown as Buffer);
       const r = built.refs[j]!;
       const ref: PackRef = { id, s: r.s, bo: r.bo, bl: r.bl, bn: r.bn, o: r.o, n: r.n };
       return {
@@ -1325,7 +1339,7 @@ export class ObjectLayer {
         policy: policyText,
         storageClass,
         size: m.value.length,
-        etag: `"${hash('md5', m.value, 'hex')}"`,
+        etag: `"${d.toString('hex')}"`,
         lastModified: now,
         parts: [],
         pack: ref,
@@ -1334,8 +1348,10 @@ export class ObjectLayer {
     const rec: PackRecord = { id, tenant, bucket, policy: policyText, created: now, layout, members: metas.length, live: metas.length, liveBytes: size };
     this.rememberKey(id, dek);
     // The sealed copy beside the fragments lists every member: enough to rebuild their index entries.
-    const copy = seal(metaKey, pack({ pack: rec, members: encodePackMembers(metas) }), Buffer.from(`securegrid/meta/${id}`));
-    return { rec, metas, frags, copy };
+    // Compact entries are self-delimiting: the copy carries them as one blob (one copy, not one msgpack item each).
+    const enc = encodePackMemberBlob(metas, digests);
+    const copy = seal(metaKey, pack(enc.blob ? { pack: rec, blob: enc.blob } : { pack: rec, members: enc.entries }), Buffer.from(`securegrid/meta/${id}`));
+    return { rec, metas, entries: enc.entries, frags, copy };
   }
 
   /** preparePack, then its fragments written to a write quorum (compaction; a batch writes its packs itself). */
@@ -1423,8 +1439,8 @@ export class ObjectLayer {
   /** The sealed metadata copy of a pack: the pack record and every member's index entry as written. */
   async readPackCopy(packId: string, sealed: Buffer): Promise<{ pack: PackRecord; members: ObjectMeta[] }> {
     const key = await this.opts.keys.serviceKey('object-meta');
-    const c = unpack(unseal(key, sealed, Buffer.from(`securegrid/meta/${packId}`))) as { pack: PackRecord; members: Buffer[] };
-    return { pack: c.pack, members: c.members.map((b) => decodeObjectMeta(b)) };
+    const c = unpack(unseal(key, sealed, Buffer.from(`securegrid/meta/${packId}`))) as { pack: PackRecord; members?: Buffer[]; blob?: Buffer };
+    return { pack: c.pack, members: c.blob ? decodePackMemberBlob(c.blob) : (c.members ?? []).map((b) => decodeObjectMeta(b)) };
   }
 
   /** Checks every fragment of a pack, rebuilds what is missing or corrupt, and restores its metadata copies from a good one. */

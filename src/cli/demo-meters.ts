@@ -1,6 +1,6 @@
 // The demo's second part, meters to store (paper, Fig. 1): simulated meters → aggregators (untrusted relays) →
 // MQTT broker → two ingest instances on a shared subscription → CascaDB tables and day blobs in the Secure KVS.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAggregator, inProcessFieldLink, type Aggregator } from '../aggregator/index.js';
 import { audit, billPeriod, loadTariffs, writeReports } from '../apps/billing/index.js';
@@ -24,6 +24,7 @@ import { EmbeddedKvStore } from '../kvs/index.js';
 import { createFleet, fleetDirectory, generateReports, LabelLog, Simulator, DAY_MS, LOCAL_OFFSET_MS, dayOfIso, isoDate } from '../meter/index.js';
 import { canonicalReading, REJECT_REASONS, roundReport, type PhasorReport } from '../protocol/index.js';
 import { packageFile } from './package-file.js';
+import { filesUnder } from './files.js';
 import { progress } from './progress.js';
 
 export interface MetersDemoOptions {
@@ -37,16 +38,6 @@ export interface MetersDemoOptions {
 const SUITES: SuiteName[] = ['x25519-ed25519-aes256gcm', 'p256-aes128gcm'];
 const AGGREGATORS = 4;
 const TAMPER_RATE = 0.0005;
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else out.push(p);
-  }
-  return out;
-}
 
 /** What a plaintext reading would look like in a CascaDB row: its nine phasor REALs as consecutive doubles. */
 function rowNeedle(r: PhasorReport): Buffer {

@@ -2,13 +2,14 @@
 // 9 storage nodes on loopback, data in a temp dir) written and read under every policy, a node killed,
 // reads still served, the node's disk replaced and healed, and a scan of every node's files for plaintext.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvsClient, startGateway, startNodeServer } from '../kvs/index.js';
 import { setLogLevel } from '../observe/index.js';
 import { parseFlags, intFlag, usage, UsageError, type FlagSpec } from './args.js';
 import { demoMeters } from './demo-meters.js';
+import { filesUnder } from './files.js';
 import { progress } from './progress.js';
 
 const SPEC: Record<string, FlagSpec> = {
@@ -31,16 +32,6 @@ function human(n: number): string {
   if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
   if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${n} B`;
-}
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else out.push(p);
-  }
-  return out;
 }
 
 export async function runDemo(argv: string[]): Promise<number> {

@@ -6,6 +6,7 @@ import { runBilling } from './billing.js';
 import { runBroker } from './broker.js';
 import { runCascadb } from './cascadb.js';
 import { runDemo } from './demo.js';
+import { runFraud } from './fraud.js';
 import { runImport } from './import.js';
 import { runIngest } from './ingest.js';
 import { runKvs } from './kvs.js';
@@ -36,6 +37,8 @@ commands:
   import FILE.csv      load historical readings from a utility's MDM export, signed as imported
   billing              bill customers for a period, verifying every reading's metrology signature
   audit                the independent auditor: re-verify a billing report against the signed readings
+  fraud                rank the consumer units most likely to be stealing (SOM + daily correlation, and more)
+  fraud eval           AUC, precision@k and recall@k per method and attack type against theft labels
 
 Run 'securegrid <command> --help' for its flags.`;
 
@@ -63,6 +66,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runBilling(rest);
       case 'audit':
         return await runAudit(rest);
+      case 'fraud':
+        return await runFraud(rest);
       case undefined:
       case 'help':
       case '--help':

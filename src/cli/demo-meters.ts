@@ -4,6 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAggregator, inProcessFieldLink, type Aggregator } from '../aggregator/index.js';
 import { audit, billPeriod, loadTariffs, writeReports } from '../apps/billing/index.js';
+import { evaluate, evaluationTable, runFraud, writeFraudReport } from '../apps/fraud/index.js';
 import { startBroker } from '../broker/index.js';
 import { startCascadb, type Cascadb } from '../cascadb/index.js';
 import { decodeProof, verifyBatch, verifyInclusion, leafHash, type SuiteName } from '../crypto/index.js';
@@ -21,7 +22,7 @@ import {
   type PublicIngestKeys,
 } from '../ingest/index.js';
 import { EmbeddedKvStore } from '../kvs/index.js';
-import { createFleet, fleetDirectory, generateReports, LabelLog, Simulator, DAY_MS, LOCAL_OFFSET_MS, dayOfIso, isoDate } from '../meter/index.js';
+import { createFleet, fleetDirectory, generateReports, LabelLog, Simulator, writeTheftLabels, DAY_MS, LOCAL_OFFSET_MS, dayOfIso, isoDate } from '../meter/index.js';
 import { canonicalReading, REJECT_REASONS, roundReport, type PhasorReport } from '../protocol/index.js';
 import { packageFile } from './package-file.js';
 import { filesUnder } from './files.js';
@@ -126,6 +127,7 @@ async function run(
   console.log(`   broker ${broker.url} (aedes, tapped); ${AGGREGATORS} aggregators (no keys); 2 ingest instances on $share/ingest/sg/+/up`);
 
   const labels = new LabelLog();
+  writeTheftLabels(fleet, labels);
   const sim = new Simulator({
     fleet,
     links: meterLinks,
@@ -141,7 +143,7 @@ async function run(
   const lines: string[] = [];
   {
     const ts = Date.now();
-    console.log(`   ${o.meters} meters × ${o.days} day${o.days === 1 ? '' : 's'} (${fleet.days * 96} intervals each; ${Math.round(0.1 * o.meters)} thieves; frame attacks at rate ${TAMPER_RATE})`);
+    console.log(`   ${o.meters} meters × ${o.days} day${o.days === 1 ? '' : 's'} (${fleet.days * 96} intervals each; ${labels.theft.length} stealing customers; frame attacks at rate ${TAMPER_RATE})`);
     const stats = await sim.run();
     sim.close();
     const summary = labels.summary!;
@@ -227,6 +229,20 @@ async function run(
     }
     console.log(`   auditor (independent code path): ${failed.length === 0 ? `PASS — ${passed}/${billing.reports.length} reports` : `FAIL — ${failed.length} reports: ${failed.slice(0, 3).join('; ')}`}`);
 
+    // Fraud detection: rank the consumer units most likely to be stealing, and score it against the injected thieves.
+    console.log(`9. fraud detection over ${o.start} … ${lastDay} through SQL (SOM + daily correlation, and the feature scorer)`);
+    const fraud = await runFraud({ sql, from: o.start, to: lastDay, workers: 2, onProgress: (p) => progress(p.phase === 'sample' ? 'SOM training sample' : 'customers scored', p.done, p.total) });
+    const thieves = new Set(labels.theft.map((l) => l.serial));
+    const evaluation = evaluate(fraud.ranking, labels.theft, { ks: [10, Math.max(1, thieves.size)] });
+    const fraudDir = join(o.root, 'fraud');
+    const files = writeFraudReport(fraudDir, { ...fraud, evaluation, thieves });
+    console.log(`   ${fraud.ranking.customers.length} customers ranked by '${fraud.ranking.method}' in ${fraud.seconds.toFixed(1)} s; top 5:`);
+    for (const c of fraud.ranking.customers.slice(0, 5)) console.log(`     #${c.rank} meter ${c.meterId} (${c.customerClass}) score ${c.score.toFixed(2)}${thieves.has(c.meterId) ? ' [injected thief]' : ''}: ${c.reasons[0] ?? ''}`);
+    for (const note of fraud.ranking.notes) console.log(`   note: ${note}`);
+    console.log(evaluationTable(evaluation).split('\n').map((l) => `   ${l}`).join('\n'));
+    console.log(`   report: ${files.html}`);
+    const overall = evaluation.rows.filter((r) => r.group === 'all');
+
     // Confidentiality: no plaintext reading in broker traffic or on the storage nodes.
     let nodeHits = 0;
     let nodeBytes = 0;
@@ -240,7 +256,8 @@ async function run(
     // A duplicated or replayed record that reaches the other instance first is opened there and stored once
     // (`duplicate`), so only the deterministic reasons are held to the labels.
     const expectMatch = REJECT_REASONS.every((r) => r === 'duplicate' || r === 'replay' || (exp[r] ?? 0) <= rejected[r]!);
-    const ok = failed.length === 0 && billing.reports.length === fleet.count && rows === expected && wrong === 0 && missing === 0 && badProofs === 0 && tapHits === 0 && nodeHits === 0 && expectMatch && stats.handshakeFailures === 0;
+    const ok = fraud.ranking.customers.length === fleet.count && failed.length === 0 && billing.reports.length === fleet.count && rows === expected && wrong === 0 && missing === 0 && badProofs === 0 && tapHits === 0 && nodeHits === 0 && expectMatch && stats.handshakeFailures === 0;
+    lines.push(`fraud: ${fraud.ranking.customers.length} customers ranked; AUC overall ${overall.map((r) => `${r.method} ${r.auc.toFixed(3)}`).join(', ')} (${thieves.size} injected thieves, ${fleet.days} days of history)`);
     lines.push(`billing: ${billing.reports.length} bills, auditor ${failed.length === 0 ? 'PASS' : `FAIL (${failed.length})`}`);
     lines.push(`meters: ${rows}/${expected} readings stored exactly once (${(rows / secs).toFixed(0)}/s), ${Object.values(rejected).reduce((a, b) => a + b, 0)} envelopes rejected by reason, ${badProofs} bad proofs, ${tapHits + nodeHits} plaintext canary hits`);
     console.log(`   meters-to-store ${ok ? 'checks passed' : 'FOUND PROBLEMS'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -364,7 +364,7 @@ test('the field frame on the wire is u32 length ‖ MeterEnvelope', async () => 
 });
 
 test('the aggregator holds no key: nothing in src/aggregator imports crypto or the secure layer', () => {
-  const dir = join(import.meta.dirname, '..', '..', '..', '..', 'src', 'aggregator');
+  const dir = join(process.cwd(), 'src', 'aggregator'); // tests run from the checkout's root
   const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
   assert.ok(files.length >= 4);
   for (const f of files) {

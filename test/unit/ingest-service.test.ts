@@ -236,8 +236,8 @@ describe('ingest service', () => {
     const cross2 = { ...r.record(a!, report(a!.serial, 14)), serial: b!.serial, sessionId: b!.session.sessionId! };
     // a frame of meter b's serial inside meter a's session: the frame serial must equal the envelope's
     const inner = { type: EnvelopeType.record, serial: a!.serial, sessionId: a!.session.sessionId!, body: a!.session.seal(encodeReport(report(b!.serial, 15))) };
-    // out of range: 50 kV on phase 1
-    const range = r.record(a!, report(a!.serial, 16, { phases: [{ voltageV: 50_000, currentA: 1, angleDeg: 0 }, { voltageV: 220, currentA: 1, angleDeg: 0 }, { voltageV: 220, currentA: 1, angleDeg: 0 }] }));
+    // out of range: 60 kV on phase 1 (the bound is 50 kV to neutral)
+    const range = r.record(a!, report(a!.serial, 16, { phases: [{ voltageV: 60_000, currentA: 1, angleDeg: 0 }, { voltageV: 220, currentA: 1, angleDeg: 0 }, { voltageV: 220, currentA: 1, angleDeg: 0 }] }));
     // unknown session
     const noSession = { ...r.record(a!, report(a!.serial, 17)), sessionId: Buffer.alloc(8, 9) };
     // unknown meter: a ClientHello from an unprovisioned serial

@@ -21,7 +21,7 @@ import {
   type Ingest,
   type PublicIngestKeys,
 } from '../ingest/index.js';
-import { EmbeddedKvStore } from '../kvs/index.js';
+import { EmbeddedKvStore, parsePolicy } from '../kvs/index.js';
 import { createFleet, fleetDirectory, generateReports, LabelLog, Simulator, writeTheftLabels, DAY_MS, LOCAL_OFFSET_MS, dayOfIso, isoDate } from '../meter/index.js';
 import { canonicalReading, REJECT_REASONS, roundReport, type PhasorReport } from '../protocol/index.js';
 import { packageFile } from './package-file.js';
@@ -195,7 +195,9 @@ async function run(
     console.log(`   ground truth for ${sample.length} sampled meters: ${matched} readings equal the simulator's, ${wrong} differ or extra, ${missing} missing; ${badProofs} bad Merkle proofs or signatures`);
 
     // Day blobs: the measurement sets of the big-data path.
-    const kv = new EmbeddedKvStore(db.gateway!.objects, 'cascadb', 'cascadb');
+    // The measurement sets live in their own bucket under the paper's warm policy (1 replica + 8 shards, 6 suffice).
+    await db.gateway!.objects.createBucket('cascadb', 'measurements', parsePolicy('hybrid:1+6/8'));
+    const kv = new EmbeddedKvStore(db.gateway!.objects, 'cascadb', 'measurements');
     let blobs = 0;
     // close-day works on UTC dates: the local days of the window span one more.
     const firstDay = new Date(start).toISOString().slice(0, 10);
@@ -204,7 +206,7 @@ async function run(
       blobs += r.meters;
     }
     const blob = await readDayBlob(kv, sample[0]!, firstDay);
-    console.log(`   close-day: ${blobs} day blobs (one per meter and day) in the KVS; meter ${sample[0]} on ${firstDay}: ${blob?.readings.length ?? 0} readings`);
+    console.log(`   close-day: ${blobs} day blobs (one per meter and UTC day) in KVS bucket 'measurements' (hybrid:1+6/8); meter ${sample[0]} on ${firstDay}: ${blob?.readings.length ?? 0} readings`);
 
     // Billing validation (the distribution company) and the independent auditor (the metrology authority).
     const tariffFile = packageFile('config/tariffs.json');

@@ -48,8 +48,10 @@ class Inbox {
   }
   resume(): void {
     this.paused = false;
-    // a listener may pause again mid-flush; the rest stays held
-    while (!this.paused && this.held.length > 0) this.emit(this.held.shift()!);
+    // a listener may pause again mid-flush; the rest stays held (one splice, not a shift per envelope: O(n))
+    let i = 0;
+    while (!this.paused && i < this.held.length) this.emit(this.held[i++]!);
+    this.held.splice(0, i);
     if (!this.paused) this.onResume();
   }
   private emit(env: MeterEnvelope): void {
@@ -381,9 +383,13 @@ class InProcessEnd implements FieldLink {
       this.scheduled = false;
       const wasFull = this.outbox.length >= this.hwm;
       // the receiver's inbox takes what it can; a paused inbox leaves the rest here, so the sender sees backpressure
-      let n = 0;
-      while (this.outbox.length > 0 && !this.peer.inbox.paused && n++ < 4096) this.peer.inbox.deliver(this.outbox.shift()!);
-      if (this.outbox.length > 0 && !this.peer.inbox.paused) this.schedule();
+      // (taken by index and cut once: shift() per envelope moves the whole outbox each time)
+      const out = this.outbox;
+      const end = Math.min(out.length, 4096);
+      let i = 0;
+      while (i < end && !this.peer.inbox.paused) this.peer.inbox.deliver(out[i++]!);
+      out.splice(0, i);
+      if (out.length > 0 && !this.peer.inbox.paused) this.schedule();
       if (wasFull && this.outbox.length < this.hwm) this.ev.emit('drain');
     });
   }

@@ -5,14 +5,17 @@
 //
 // Replays across instances — what is caught:
 //  - on one instance: every replayed record (the session's window lives in its cache);
-//  - on another instance: a record at or below the floor persisted in `meter_session`, i.e. counters seen in
-//    batches committed more than about sessionFlushMs ago (snapshots are taken when a batch is cut, written after
-//    it commits, never ahead of what is durable, so a retransmission of an unacked batch is never refused);
+//  - on another instance: a record at or below the window persisted in `meter_session`. A session's window is
+//    written once floorEvery (64) of its records have been committed since its last write, and at flush()/close()
+//    (snapshots are taken when a batch is cut, written after it commits — within about sessionFlushMs — never
+//    ahead of what is durable, so a retransmission of an unacked batch is never refused). Writing it after every
+//    commit would cost one more row read and write in CascaDB per reading, as much as storing the reading;
 //  - always: a second copy of a reading ((meter_id, ts) is the primary key) is a `duplicate` no-op.
-// What is not caught as `replay`: a record replayed to a second instance within the flush interval, or within
-// the window of a session two instances both hold (each persists its own view; the last write wins), is opened
-// again. Its reading is then counted `duplicate` and stored once; a replayed command *response* can reach an
-// operator request only if it carries that request's id, which is fresh per request.
+// What is not caught as `replay`: a record replayed to a second instance above that session's persisted window
+// (its last < floorEvery committed records, or those of the last sessionFlushMs), or within the window of a session
+// two instances both hold (each persists its own view; the last write wins), is opened again. Its reading is then
+// counted `duplicate` and stored once; a replayed command *response* can reach an operator request only if it
+// carries that request's id, which is fresh per request.
 import type { MqttClient } from 'mqtt';
 import { freshRandom, parseSuite, seal, sha256, unseal, type SuiteName } from '../crypto/index.js';
 import { logger, Metrics } from '../observe/index.js';
@@ -66,6 +69,11 @@ export interface IngestOptions {
   batchMs?: number;
   /** How often updated replay floors are written to `meter_session` (default 2000 ms). */
   sessionFlushMs?: number;
+  /**
+   * A session's replay window is written to `meter_session` once this many of its records have been committed
+   * since its last write (default 64), and at flush()/close(); 1 = after every commit.
+   */
+  floorEvery?: number;
   /** Readings waiting for commit beyond which the service stops taking MQTT messages (default 8 × batchMax). */
   maxBacklog?: number;
   /** Operator API; omitted → no HTTP listener. */
@@ -107,6 +115,8 @@ interface CachedSession {
   state: SessionState;
   /** A commit failed while this state had counters of its readings: never persist it (it may be ahead of the store). */
   poisoned: boolean;
+  /** state.records at the last snapshot taken for `meter_session` (the stored row's, for a loaded session). */
+  persisted: number;
 }
 
 interface Tracker {
@@ -123,7 +133,7 @@ interface Tracker {
 
 interface OpenBatch {
   readings: BatchReading[];
-  keys: Set<string>;
+  keys: Set<number>;
   trackers: Set<Tracker>;
   sessions: Set<CachedSession>;
   timer?: NodeJS.Timeout;
@@ -167,6 +177,7 @@ class IngestService implements Ingest {
   private readonly batchMax: number;
   private readonly batchMs: number;
   private readonly maxBacklog: number;
+  private readonly floorEvery: number;
   private client!: MqttClient;
   private collector!: Collector;
   private sessionKey!: Buffer;
@@ -199,6 +210,8 @@ class IngestService implements Ingest {
     this.batchMax = o.batchMax ?? 4096;
     this.batchMs = o.batchMs ?? 250;
     this.maxBacklog = o.maxBacklog ?? 8 * this.batchMax;
+    this.floorEvery = o.floorEvery ?? 64;
+    if (!Number.isInteger(this.floorEvery) || this.floorEvery < 1) throw new IngestError('bad-input', 'floorEvery must be a positive integer');
     if (!Number.isInteger(this.batchMax) || this.batchMax < 1 || this.batchMax > 65_535) throw new IngestError('bad-input', 'batchMax must be an integer 1…65535');
     if (!(this.batchMs >= 1)) throw new IngestError('bad-input', 'batchMs must be at least 1');
     const title = newCollectorSystemTitle();
@@ -348,10 +361,13 @@ class IngestService implements Ingest {
             if (f) finishes.push(f);
             break;
           }
-          case EnvelopeType.record:
+          case EnvelopeType.record: {
             t.records++;
-            await this.onRecord(env, t, down);
+            // Synchronous unless the session must be loaded: no promise and microtask per record.
+            const pending = this.onRecord(env, t, down);
+            if (pending) await pending;
             break;
+          }
           default:
             this.reject('malformed'); // responses travel on sg/<agg>/resp
         }
@@ -360,6 +376,7 @@ class IngestService implements Ingest {
         this.reject(rejectReasonOf(err));
       }
     }
+    if (t.records) this.m.records.inc(t.records);
     if (finishes.length) await this.storeSessions(finishes, down);
     if (down.length) this.publishDownlink(aggregatorId, down);
     t.processing = false;
@@ -449,7 +466,7 @@ class IngestService implements Ingest {
   }
 
   private cacheSession(state: SessionState): CachedSession {
-    const c: CachedSession = { state, poisoned: false };
+    const c: CachedSession = { state, poisoned: false, persisted: state.records };
     const id = state.sessionId.toString('hex');
     this.sessions.set(id, c);
     const prev = this.latestSession.get(state.serial);
@@ -487,11 +504,16 @@ class IngestService implements Ingest {
     return this.sessions.get(sessionId.toString('hex')) ?? this.cacheSession(state);
   }
 
-  private async onRecord(env: MeterEnvelope, t: Tracker, down: MeterEnvelope[]): Promise<void> {
+  /** One record; returns a promise only when its session has to be loaded from `meter_session` first. */
+  private onRecord(env: MeterEnvelope, t: Tracker, down: MeterEnvelope[]): Promise<void> | undefined {
     this.s.records++;
-    this.m.records.inc();
     const got = this.session(env.sessionId);
-    const cached = got instanceof Promise ? await got : got;
+    if (got instanceof Promise) return got.then((cached) => this.openRecord(env, cached, t, down));
+    this.openRecord(env, got, t, down);
+    return undefined;
+  }
+
+  private openRecord(env: MeterEnvelope, cached: CachedSession | undefined, t: Tracker, down: MeterEnvelope[]): void {
     if (!cached) {
       this.reject('no-session');
       const now = Date.now();
@@ -504,7 +526,8 @@ class IngestService implements Ingest {
     const state = cached.state;
     // Another meter's session: its keys will not open this record either, but say why plainly.
     if (state.serial !== env.serial) return this.reject('auth');
-    const { ic, plaintext } = openUplink(state, Buffer.from(env.body));
+    // env.body is a view of the MQTT payload; openUplink only reads it (the plaintext is a fresh buffer).
+    const { ic, plaintext } = openUplink(state, env.body);
     const frame = decodeFrame(plaintext);
     if (frame.serial !== env.serial) return this.reject('auth');
     if (frame.type !== 'report') return this.reject('malformed');
@@ -514,7 +537,8 @@ class IngestService implements Ingest {
       ob = this.open = { readings: [], keys: new Set(), trackers: new Set(), sessions: new Set() };
       ob.timer = setTimeout(() => this.cut(), this.batchMs);
     }
-    const key = `${frame.report.serial}:${frame.report.ts}`;
+    // (interval index, serial) as one number: rangeViolation put ts on the 15-minute grid, so it is exact (< 2^53).
+    const key = (frame.report.ts / 900_000) * 100_000_000 + frame.report.serial;
     t.batches.add(ob);
     ob.trackers.add(t);
     if (ob.keys.has(key)) return this.reject('duplicate');
@@ -532,8 +556,14 @@ class IngestService implements Ingest {
     if (!ob) return;
     this.open = undefined;
     clearTimeout(ob.timer);
-    // Snapshot the windows now: they cover exactly this batch's records and earlier ones.
-    ob.snapshots = [...ob.sessions].filter((c) => !c.poisoned).map((c) => ({ cached: c, bytes: encodeSession(c.state) }));
+    // Snapshot the windows due for a write now: they cover exactly this batch's records and earlier ones.
+    const snapshots: Array<{ cached: CachedSession; bytes: Buffer }> = [];
+    for (const c of ob.sessions) {
+      if (c.poisoned || c.state.records - c.persisted < this.floorEvery) continue;
+      snapshots.push({ cached: c, bytes: encodeSession(c.state) });
+      c.persisted = c.state.records;
+    }
+    ob.snapshots = snapshots;
     this.committing += ob.readings.length;
     this.commitChain = this.commitChain.then(() => this.commit(ob));
   }
@@ -753,7 +783,20 @@ class IngestService implements Ingest {
     await this.intake;
     this.cut();
     await this.commitChain;
+    this.snapshotCommitted();
     await this.flushSessions();
+  }
+
+  /** Marks every window with committed records not yet written dirty — only when the windows hold nothing else. */
+  private snapshotCommitted(): void {
+    // An open or committing batch means some window already counts records that are not durable yet.
+    if (this.open || this.committing > 0) return;
+    for (const c of this.sessions.values()) {
+      if (c.poisoned || c.state.records <= c.persisted) continue;
+      const st = c.state;
+      this.dirty.set(st.sessionId.toString('hex'), { sessionId: st.sessionId, serial: st.serial, bytes: encodeSession(st) });
+      c.persisted = st.records;
+    }
   }
 
   async close(): Promise<void> {

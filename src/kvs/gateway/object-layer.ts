@@ -76,15 +76,54 @@ export interface ObjectLayerOptions {
   storageClassPolicy: (cls: string) => Policy | undefined;
   log: Logger;
   metrics: Metrics;
+  /** Plaintext bytes of decrypted pack blocks kept in (trusted) gateway memory for reads; 0 disables. Default 32 MiB. */
+  blockCacheBytes?: number;
+  /** Single PUTs of at most this many bytes (and a known size) share packs with concurrent ones; 0 disables. */
+  groupPutMax?: number;
 }
+
+/** Single PUTs up to this size are group-committed into shared packs (see groupPut). */
+export const GROUP_PUT_MAX = 16 * 1024;
+/** Group commits in flight per (tenant, bucket, policy, storage class): 1 measured cheapest per PUT (bigger groups) at no loss of rate. */
+const GROUP_INFLIGHT = 1;
+/** Members of one group commit at most (besides PACK_MAX_BYTES). */
+const GROUP_MAX_MEMBERS = 4096;
+/** Pack blocks larger than this are not cached (a cache of small values, not a second copy of big ones). */
+const CACHE_BLOCK_MAX = 16 * 1024;
 
 export interface PutOptions {
   policy?: Policy;
   storageClass?: string;
   contentType?: string;
   userMeta?: Record<string, string>;
-  /** Called once the body is read and durable, before it becomes visible; throw to abandon the write. */
+  /** Called once the body is read (and, for large bodies, durable), before it becomes visible; throw to abandon the write. */
   beforeCommit?: (info: { md5: Buffer; size: number }) => void | Promise<void>;
+  /** The body's length when known in advance: a small body then shares a pack with concurrent PUTs (group commit). */
+  size?: number;
+}
+
+/** A small single PUT waiting for its group commit. */
+interface PendingPut {
+  key: string;
+  value: Buffer;
+  version: number;
+  md5: Buffer;
+  contentType?: string;
+  userMeta?: Record<string, string>;
+  resolve: (m: ObjectMeta) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Small single PUTs of one tenant, bucket, policy and storage class, committed together (one pack each time). */
+interface PutGroup {
+  tenant: string;
+  bucket: string;
+  policy: Policy;
+  storageClass: string;
+  pending: PendingPut[];
+  bytes: number;
+  inflight: number;
+  scheduled: boolean;
 }
 
 export interface ListOptions {
@@ -180,8 +219,43 @@ async function encodeStripes(policy: Policy, cipherStripes: Buffer[]): Promise<{
   return { infos, frags };
 }
 
+const parsedPolicies = new Map<string, Policy>();
+
+/** parsePolicy, remembered per text (hot read paths parse the same few policies per request). */
+function policyOf(text: string): Policy {
+  let p = parsedPolicies.get(text);
+  if (!p) {
+    p = parsePolicy(text);
+    if (parsedPolicies.size < 1024) parsedPolicies.set(text, p);
+  }
+  return p;
+}
+
 async function* once(b: Buffer): AsyncGenerator<Buffer> {
   yield b;
+}
+
+/** A whole (small) body in one Buffer. */
+async function readBody(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit) throw s3Error('EntityTooLarge', `Your proposed upload exceeds the maximum allowed object size of ${limit} bytes.`);
+    chunks.push(c);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/** One value for a new pack (a batch put, a group-committed PUT, or a compaction move). */
+interface PackMemberInput {
+  key: string;
+  value: Buffer;
+  version: number;
+  /** Its MD5 when already known (saves hashing it again). */
+  md5?: Buffer;
+  contentType?: string;
+  userMeta?: Record<string, string>;
 }
 
 export class ObjectLayer {
@@ -339,6 +413,19 @@ export class ObjectLayer {
     const b = this.bucket(tenant, bucket);
     const { policy, storageClass } = this.policyFor(b, o.storageClass, o.policy);
     const version = nextVersion();
+    const groupMax = this.opts.groupPutMax ?? GROUP_PUT_MAX;
+    if (o.size !== undefined && o.size > 0 && o.size <= groupMax) {
+      const value = await readBody(body, this.opts.maxObjectSize);
+      if (value.length > 0 && value.length <= groupMax) {
+        const md5 = hash('md5', value, 'buffer') as unknown as Buffer;
+        await o.beforeCommit?.({ md5, size: value.length });
+        const meta = await this.groupPut(tenant, bucket, policy, storageClass, { key, value, version, md5, contentType: o.contentType, userMeta: o.userMeta });
+        this.m.bytesIn.inc(meta.size);
+        return meta;
+      }
+      // Not the size announced: the general path (and its checks) takes it.
+      body = once(value);
+    }
     const id = newId(version, freshRandom(8));
     const base = { id, version, tenant, bucket, key, policy: formatPolicy(policy), storageClass, contentType: o.contentType, userMeta: o.userMeta };
     let meta: ObjectMeta | undefined;
@@ -351,6 +438,67 @@ export class ObjectLayer {
     await this.commit([{ bucket, key, meta }]);
     this.m.bytesIn.inc(meta.size);
     return meta;
+  }
+
+  /** Group commits of small single PUTs, by tenant, bucket, policy and storage class. */
+  private readonly putGroups = new Map<string, PutGroup>();
+
+  /**
+   * Group commit: a small PUT joins the PUTs of the same tenant, bucket, policy and storage class that arrive in
+   * the same event-loop turn or while earlier groups are being written; each group becomes one pack (one data
+   * key, placement, sealed metadata copy, one durable write per node) and one index transaction. The promise
+   * resolves only once the group is durable on a write quorum and visible, and rejects if the group fails.
+   */
+  private groupPut(tenant: string, bucket: string, policy: Policy, storageClass: string, p: Omit<PendingPut, 'resolve' | 'reject'>): Promise<ObjectMeta> {
+    const policyText = formatPolicy(policy);
+    const gk = `${tenant}\0${bucket}\0${policyText}\0${storageClass}`;
+    let g = this.putGroups.get(gk);
+    if (!g) this.putGroups.set(gk, (g = { tenant, bucket, policy, storageClass, pending: [], bytes: 0, inflight: 0, scheduled: false }));
+    const group = g;
+    return new Promise<ObjectMeta>((resolve, reject) => {
+      group.pending.push({ ...p, resolve, reject });
+      group.bytes += p.value.length;
+      if (group.bytes >= PACK_MAX_BYTES || group.pending.length >= GROUP_MAX_MEMBERS) this.flushGroup(group);
+      else if (!group.scheduled && group.inflight < GROUP_INFLIGHT) {
+        group.scheduled = true;
+        // The rest of this turn's arrivals join before the group is cut.
+        setImmediate(() => {
+          group.scheduled = false;
+          if (group.inflight < GROUP_INFLIGHT) this.flushGroup(group);
+        });
+      }
+    });
+  }
+
+  private flushGroup(g: PutGroup): void {
+    if (g.pending.length === 0) return;
+    let n = 0;
+    let bytes = 0;
+    while (n < g.pending.length && n < GROUP_MAX_MEMBERS && (n === 0 || bytes + g.pending[n]!.value.length <= PACK_MAX_BYTES)) bytes += g.pending[n++]!.value.length;
+    const members = g.pending.splice(0, n);
+    g.bytes -= bytes;
+    g.inflight++;
+    this.writeGroup(g, members)
+      .then(
+        (metas) => members.forEach((m, j) => m.resolve(metas[j]!)),
+        (err) => members.forEach((m) => m.reject(err)),
+      )
+      .finally(() => {
+        g.inflight--;
+        // What arrived while this group was written goes next, at once.
+        if (g.pending.length > 0 && !g.scheduled && g.inflight < GROUP_INFLIGHT) this.flushGroup(g);
+        else if (g.pending.length === 0 && g.inflight === 0 && !g.scheduled) this.putGroups.delete(`${g.tenant}\0${g.bucket}\0${formatPolicy(g.policy)}\0${g.storageClass}`);
+      });
+  }
+
+  /** One group commit: the members as a pack, durable on a write quorum, then visible in one index transaction. */
+  private async writeGroup(g: PutGroup, members: PendingPut[]): Promise<ObjectMeta[]> {
+    const p = await this.writePackFragments(g.tenant, g.bucket, g.policy, g.storageClass, members);
+    await this.commit(
+      p.metas.map((m, j) => ({ bucket: g.bucket, key: m.key, meta: m, encoded: p.entries[j] })),
+      [p.rec],
+    );
+    return p.metas;
   }
 
   /**
@@ -433,6 +581,7 @@ export class ObjectLayer {
   /** Best-effort removal of a dropped pack's fragments and metadata copies (what fails is collected later as orphans). */
   private async removePackFragments(p: PackRecord): Promise<void> {
     this.packCache.delete(p.id);
+    this.uncachePack(p.id);
     const l = p.layout;
     await Promise.allSettled(l.nodes.map((n, fi) => this.byId.get(n)?.delete([...l.stripes.map((_s, si) => fragKey(l.id, si, fi)), metaCopyKey(l.id)])));
   }
@@ -591,7 +740,7 @@ export class ObjectLayer {
       }
       return;
     }
-    const policy = parsePolicy(meta.policy);
+    const policy = policyOf(meta.policy);
     let partStart = 0;
     for (const part of meta.parts) {
       const partEnd = partStart + part.size;
@@ -739,7 +888,7 @@ export class ObjectLayer {
         return;
       }
       const part = m.parts[0];
-      const p = parsePolicy(m.policy);
+      const p = policyOf(m.policy);
       if (m.parts.length === 1 && part!.stripes.length === 1 && p.kind !== 'ec') {
         const node = part!.nodes[0]!;
         let l = perNode.get(node);
@@ -800,6 +949,21 @@ export class ObjectLayer {
    */
   private async readPackMembers(metas: ObjectMeta[], idx: number[], out: Buffer[]): Promise<void> {
     const MERGE_GAP = 8192;
+    // Cached blocks first: a hit needs no pack record, key or node (a dropped pack's blocks leave the cache).
+    let hitBytes = 0;
+    let misses: number[] | undefined;
+    for (let j = 0; j < idx.length; j++) {
+      const i = idx[j]!;
+      const r = metas[i]!.pack!;
+      const hit = this.cachedBlock(r.id, r.bn);
+      if (hit) {
+        out[i] = Buffer.from(hit.subarray(r.o, r.o + r.n));
+        hitBytes += r.n;
+      } else (misses ??= []).push(i);
+    }
+    if (hitBytes > 0) this.m.bytesOut.inc(hitBytes);
+    if (!misses) return;
+    idx = misses;
     const byStripe = new Map<string, { rec: PackRecord; s: number; blocks: Map<number, { ref: PackRef; members: number[] }> }>();
     for (const i of idx) {
       const ref = metas[i]!.pack!;
@@ -818,10 +982,25 @@ export class ObjectLayer {
     await Promise.all(
       [...byStripe.values()].map(async (g) => {
         const rec = g.rec;
-        const policy = parsePolicy(rec.policy);
+        const policy = policyOf(rec.policy);
         const master = await this.opts.keys.tenantKey(rec.tenant);
         const dek = this.dataKey(master, rec.tenant, rec.layout);
-        const blocks = [...g.blocks.values()].sort((a, b) => a.ref.bo - b.ref.bo);
+        const fill = (blk: { members: number[] }, plain: Buffer, copy: boolean) => {
+          for (const i of blk.members) {
+            const m = metas[i]!.pack!;
+            // Values handed out never alias a cached block (a caller may reuse or wipe its buffer).
+            out[i] = copy ? Buffer.from(plain.subarray(m.o, m.o + m.n)) : plain.subarray(m.o, m.o + m.n);
+            this.m.bytesOut.inc(m.n);
+          }
+        };
+        const blocks: Array<{ ref: PackRef; members: number[] }> = [];
+        for (const blk of g.blocks.values()) {
+          const hit = this.cachedBlock(rec.id, blk.ref.bn);
+          if (hit) fill(blk, hit, true);
+          else blocks.push(blk);
+        }
+        if (blocks.length === 0) return;
+        blocks.sort((a, b) => a.ref.bo - b.ref.bo);
         const spans: Array<{ start: number; end: number; blocks: typeof blocks }> = [];
         for (const blk of blocks) {
           const last = spans[spans.length - 1];
@@ -851,16 +1030,68 @@ export class ObjectLayer {
                   throw s3Error('InternalError', 'stored object failed authentication on every copy; it was not returned');
                 }
               }
-              for (const i of blk.members) {
-                const m = metas[i]!.pack!;
-                out[i] = plain.subarray(m.o, m.o + m.n);
-                this.m.bytesOut.inc(m.n);
-              }
+              const cached = this.cacheBlock(rec.id, r.bn, plain);
+              fill(blk, plain, cached);
             }
           }),
         );
       }),
     );
+  }
+
+  /**
+   * Decrypted pack blocks, least recently used first, bounded in bytes. They live in the gateway's (trusted)
+   * memory, are cached only after AES-GCM verified them, and never change (pack ids are fresh); a cached read
+   * does not re-read node bytes — bit rot on the nodes is still found by uncached reads and by the scrubber.
+   */
+  private readonly blockCache = new Map<string, { pack: string; plain: Buffer }>();
+  private readonly blocksOfPack = new Map<string, Set<string>>();
+  private blockCacheUsed = 0;
+
+  private cachedBlock(pack: string, bn: number): Buffer | undefined {
+    const k = `${pack}.${bn}`;
+    const e = this.blockCache.get(k);
+    if (!e) return undefined;
+    this.blockCache.delete(k);
+    this.blockCache.set(k, e);
+    return e.plain;
+  }
+
+  /** Keeps a verified block; true when kept (its buffer is then the cache's). */
+  private cacheBlock(pack: string, bn: number, plain: Buffer): boolean {
+    const max = this.opts.blockCacheBytes ?? 32 * 1024 * 1024;
+    if (plain.length > CACHE_BLOCK_MAX || plain.length > max) return false;
+    const k = `${pack}.${bn}`;
+    if (this.blockCache.has(k)) return false;
+    while (this.blockCacheUsed + plain.length > max) {
+      const [oldest, e] = this.blockCache.entries().next().value!;
+      this.dropCached(oldest, e);
+    }
+    this.blockCache.set(k, { pack, plain });
+    this.blockCacheUsed += plain.length;
+    let set = this.blocksOfPack.get(pack);
+    if (!set) this.blocksOfPack.set(pack, (set = new Set()));
+    set.add(k);
+    return true;
+  }
+
+  private dropCached(k: string, e: { pack: string; plain: Buffer }): void {
+    this.blockCache.delete(k);
+    this.blockCacheUsed -= e.plain.length;
+    const set = this.blocksOfPack.get(e.pack);
+    set?.delete(k);
+    if (set && set.size === 0) this.blocksOfPack.delete(e.pack);
+    e.plain.fill(0);
+  }
+
+  /** A dropped pack's blocks leave the cache (no plaintext of deleted values lingers). */
+  private uncachePack(pack: string): void {
+    const set = this.blocksOfPack.get(pack);
+    if (!set) return;
+    for (const k of [...set]) {
+      const e = this.blockCache.get(k);
+      if (e) this.dropCached(k, e);
+    }
   }
 
   /** Values of the given keys (undefined where absent), read together. */
@@ -905,7 +1136,7 @@ export class ObjectLayer {
     return keys.map((key, i) => ({ key, value: values[i]! }));
   }
 
-  /** What a bucket's objects cost in raw storage (paper, Fig. 5): replicas × ciphertext + shards × shard length. */
+  /** What a bucket's objects cost in raw storage (paper, Fig. 5): replicas × ciphertext + shards × shard length, packs included. */
   storageUse(tenant: string, bucket: string): { objects: number; logical: number; raw: number } {
     let objects = 0;
     let logical = 0;
@@ -925,9 +1156,20 @@ export class ObjectLayer {
           }
         }
       }
-      if (!page.isTruncated || page.nextAfter === undefined) return { objects, logical, raw };
+      if (!page.isTruncated || page.nextAfter === undefined) break;
       startAfter = page.nextAfter;
     }
+    // Pack members hold no parts of their own: their packs' fragments are what they cost (dead members included).
+    for (const { value: rec } of this.opts.meta.packs.getRange({})) {
+      if (rec.tenant !== tenant || rec.bucket !== bucket) continue;
+      const p = policyOf(rec.policy);
+      for (const s of rec.layout.stripes) {
+        if (p.kind === 'replicate') raw += p.n * s.len;
+        else if (p.kind === 'ec') raw += (p.k + p.m) * s.shard;
+        else raw += p.r * s.len + p.n * s.shard;
+      }
+    }
+    return { objects, logical, raw };
   }
 
   // ---------------------------------------------------------------- listing
@@ -1313,7 +1555,7 @@ export class ObjectLayer {
     storageClass: string,
     master: Buffer,
     metaKey: Buffer,
-    members: ReadonlyArray<{ key: string; value: Buffer; version: number }>,
+    members: ReadonlyArray<PackMemberInput>,
   ): Promise<{ rec: PackRecord; metas: ObjectMeta[]; entries: Buffer[]; frags: Buffer[][]; copy: Buffer }> {
     const policyText = formatPolicy(policy);
     const id = newId(nextVersion(), freshRandom(8));
@@ -1327,10 +1569,10 @@ export class ObjectLayer {
     const now = Date.now();
     const digests: Buffer[] = new Array(members.length);
     const metas = members.map((m, j): ObjectMeta => {
-      const d = (digests[j] = hash('md5', m.value, 'buffer') as unknown as Buffer);
+      const d = (digests[j] = m.md5 ?? (hash('md5', m.value, 'buffer') as unknown as Buffer));
       const r = built.refs[j]!;
       const ref: PackRef = { id, s: r.s, bo: r.bo, bl: r.bl, bn: r.bn, o: r.o, n: r.n };
-      return {
+      const meta: ObjectMeta = {
         id: `${id}-${j}`,
         version: m.version,
         tenant,
@@ -1344,6 +1586,9 @@ export class ObjectLayer {
         parts: [],
         pack: ref,
       };
+      if (m.contentType !== undefined) meta.contentType = m.contentType;
+      if (m.userMeta !== undefined) meta.userMeta = m.userMeta;
+      return meta;
     });
     const rec: PackRecord = { id, tenant, bucket, policy: policyText, created: now, layout, members: metas.length, live: metas.length, liveBytes: size };
     this.rememberKey(id, dek);
@@ -1360,8 +1605,8 @@ export class ObjectLayer {
     bucket: string,
     policy: Policy,
     storageClass: string,
-    members: ReadonlyArray<{ key: string; value: Buffer; version: number }>,
-  ): Promise<{ rec: PackRecord; metas: ObjectMeta[] }> {
+    members: ReadonlyArray<PackMemberInput>,
+  ): Promise<{ rec: PackRecord; metas: ObjectMeta[]; entries: Buffer[] }> {
     const master = await this.opts.keys.tenantKey(tenant, { create: true });
     const metaKey = await this.opts.keys.serviceKey('object-meta');
     const p = await this.preparePack(tenant, bucket, policy, storageClass, master, metaKey, members);
@@ -1598,7 +1843,8 @@ export class ObjectLayer {
       .map((x) => x.m!);
     if (live.length > 0) {
       const values = await this.readValues(live);
-      const ops = live.map((m, j) => ({ key: m.key, value: values[j]!, version: m.version }));
+      // Content type, user metadata and ETag travel along, so that the new pack's sealed copy still has them.
+      const ops = live.map((m, j): PackMemberInput => ({ key: m.key, value: values[j]!, version: m.version, md5: Buffer.from(m.etag.slice(1, 33), 'hex'), contentType: m.contentType, userMeta: m.userMeta }));
       await this.rewritePacked(rec.tenant, rec.bucket, rec.policy, live, ops);
     }
     // Whatever still points into the old pack now (nothing, unless a rewrite lost a race) keeps it alive.
@@ -1618,7 +1864,7 @@ export class ObjectLayer {
    * Writes values into a fresh pack under the same keys and versions and repoints each index entry that still
    * refers to `old[j]` (same version, same pack); the old pack's live count drops by the members moved.
    */
-  private async rewritePacked(tenant: string, bucket: string, policyText: string, old: ObjectMeta[], ops: Array<{ key: string; value: Buffer; version: number }>): Promise<void> {
+  private async rewritePacked(tenant: string, bucket: string, policyText: string, old: ObjectMeta[], ops: PackMemberInput[]): Promise<void> {
     const built = await this.writePackFragments(tenant, bucket, parsePolicy(policyText), old[0]!.storageClass, ops);
     const meta = this.opts.meta;
     const deadPacks: PackRecord[] = [];

@@ -64,8 +64,13 @@ function checkKey(key: string): void {
   if (/\p{Surrogate}/u.test(key)) throw s3Error('InvalidArgument', 'Object key must be valid UTF-8');
 }
 
+let lastHttpDate = { sec: NaN, text: '' };
+
 function httpDate(ms: number): string {
-  return new Date(ms).toUTCString();
+  // Objects written in the same second share the text (toUTCString is slow enough to show per request).
+  const sec = Math.floor(ms / 1000);
+  if (sec !== lastHttpDate.sec) lastHttpDate = { sec, text: new Date(sec * 1000).toUTCString() };
+  return lastHttpDate.text;
 }
 
 function isoDate(ms: number): string {
@@ -230,9 +235,15 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
   }
 
   async function authenticate(req: FastifyRequest, rawPath: string, rawQuery: string): Promise<Auth> {
-    const headers: Record<string, string | undefined> = {};
-    // SigV4 joins repeated headers with ',' (Node's req.headers would join some with ', ').
-    for (const [k, v] of Object.entries(req.raw.headersDistinct)) headers[k] = v?.join(',');
+    const headers: Record<string, string | undefined> = Object.create(null) as Record<string, string | undefined>;
+    // SigV4 joins repeated headers with ',' (Node's req.headers would join some with ', '); rawHeaders spares
+    // the per-header arrays of headersDistinct.
+    const rh = req.raw.rawHeaders;
+    for (let i = 0; i + 1 < rh.length; i += 2) {
+      const k = rh[i]!.toLowerCase();
+      const prev = headers[k];
+      headers[k] = prev === undefined ? rh[i + 1]! : `${prev},${rh[i + 1]!}`;
+    }
     let tenant = '';
     const v = await verifyRequest({ method: req.method, rawPath, rawQuery, headers }, async (id) => {
       const found = await o.accounts.lookup(id);
@@ -243,7 +254,7 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
   }
 
   /** The request body as plaintext pieces, with a check to run before the write commits. */
-  function bodyOf(req: FastifyRequest, auth: Auth, limit: number): { body: AsyncIterable<Buffer>; check: (info: { md5: Buffer; size: number }) => Promise<void> } {
+  function bodyOf(req: FastifyRequest, auth: Auth, limit: number): { body: AsyncIterable<Buffer>; check: (info: { md5: Buffer; size: number }) => Promise<void>; size?: number } {
     const stream = (req.body as Readable | undefined) ?? Readable.from([]);
     const contentMd5 = header(req, 'content-md5');
     let md5In: Buffer | undefined;
@@ -301,7 +312,8 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
       if (md5In && !md5In.equals(info.md5)) throw s3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
       if (declared !== undefined && Number(declared) !== info.size) throw s3Error('IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.');
     };
-    return { body, check };
+    const size = declared !== undefined && /^\d{1,15}$/.test(declared) ? Number(declared) : undefined;
+    return { body, check, size };
   }
 
   async function smallBody(req: FastifyRequest, auth: Auth): Promise<Buffer> {
@@ -341,7 +353,7 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
       return 'ListBuckets';
     }
     const unsupported = ['acl', 'policy', 'tagging', 'cors', 'lifecycle', 'website', 'replication', 'encryption', 'object-lock', 'notification', 'logging', 'retention', 'legal-hold', 'torrent', 'restore', 'select', 'attributes', 'accelerate', 'requestPayment', 'analytics', 'inventory', 'metrics', 'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'versions'];
-    for (const s of unsupported) if (q.has(s)) throw s3Error('NotImplemented', `securegrid does not implement the ?${s} subresource`);
+    if (q.size > 0) for (const s of unsupported) if (q.has(s)) throw s3Error('NotImplemented', `securegrid does not implement the ?${s} subresource`);
 
     if (!key) {
       // Bucket operations.
@@ -478,12 +490,13 @@ export async function createS3Server(o: S3ServerOptions): Promise<FastifyInstanc
     if (m === 'PUT') {
       setOp('PutObject');
       const userMeta = userMetaFrom(req.headers);
-      const { body, check } = bodyOf(req, auth, o.maxObjectSize);
+      const { body, check, size } = bodyOf(req, auth, o.maxObjectSize);
       const meta = await objects.putObject(t, bucket, key, body, {
         storageClass: header(req, 'x-amz-storage-class'),
         contentType: header(req, 'content-type'),
         userMeta,
         beforeCommit: check,
+        size,
       });
       reply.header('etag', meta.etag).header('x-amz-server-side-encryption', 'AES256').code(200).send();
       return 'PutObject';

@@ -8,7 +8,7 @@
 // unreserved set (A-Z a-z 0-9 - _ . ~), '/' kept. Query names and values are treated the same way ('+' is a
 // literal plus, as every AWS SDK sends '%20' for a space), sorted by encoded name, then encoded value.
 
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 
 export type SigV4ErrorCode =
   | 'AccessDenied' // missing / unsupported auth, wrong region/service scope
@@ -107,7 +107,8 @@ const MSG_SIGNATURE =
 // Primitives
 
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  // One-shot hashing: no Hash object per call (this runs several times per request).
+  return hash('sha256', data, 'hex');
 }
 
 export function hmacSha256(key: string | Uint8Array, data: string | Uint8Array): Buffer {
@@ -152,8 +153,12 @@ export function toAmzDate(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
 }
 
+let lastAmzDate: { s: string; t: number } | undefined;
+
 /** Parses 20130524T000000Z; undefined if malformed. */
 export function parseAmzDate(s: string): Date | undefined {
+  // Concurrent requests mostly carry the same second: the last good parse is kept.
+  if (lastAmzDate !== undefined && lastAmzDate.s === s) return new Date(lastAmzDate.t);
   const m = AMZ_DATE.exec(s);
   if (!m) return undefined;
   const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
@@ -161,6 +166,7 @@ export function parseAmzDate(s: string): Date | undefined {
   const date = new Date(t);
   // Reject overflowing fields (month 13, second 61, …).
   if (Number.isNaN(t) || toAmzDate(date) !== s) return undefined;
+  lastAmzDate = { s, t };
   return date;
 }
 
@@ -282,9 +288,30 @@ export function credentialScope(shortDate: string, region: string, service = SER
   return `${shortDate}/${region}/${service}/${TERMINATOR}`;
 }
 
+/** HMAC-SHA256 inner and outer key blocks (RFC 2104) per signing key (the derived keys are cached objects). */
+const hmacPads = new WeakMap<Uint8Array, { inner: Buffer; outer: Buffer }>();
+const outerScratch = Buffer.allocUnsafe(64 + 32);
+
 /** Hex signature of a string to sign. */
 export function signString(signingKey: Uint8Array, stringToSign: string): string {
-  return createHmac('sha256', signingKey).update(stringToSign).digest('hex');
+  if (signingKey.length > 64) return createHmac('sha256', signingKey).update(stringToSign).digest('hex');
+  // HMAC from two one-shot SHA-256 calls over precomputed pads: createHmac costs a key import per request.
+  let p = hmacPads.get(signingKey);
+  if (!p) {
+    const inner = Buffer.alloc(64, 0x36);
+    const outer = Buffer.alloc(64, 0x5c);
+    for (let i = 0; i < signingKey.length; i++) {
+      inner[i]! ^= signingKey[i]!;
+      outer[i]! ^= signingKey[i]!;
+    }
+    hmacPads.set(signingKey, (p = { inner, outer }));
+  }
+  const msg = Buffer.allocUnsafe(64 + Buffer.byteLength(stringToSign));
+  p.inner.copy(msg, 0);
+  msg.write(stringToSign, 64, 'utf8');
+  p.outer.copy(outerScratch, 0);
+  (hash('sha256', msg, 'buffer') as unknown as Buffer).copy(outerScratch, 64);
+  return hash('sha256', outerScratch, 'hex');
 }
 
 /** Constant-time comparison of two lower-case 64-hex-digit signatures. */

@@ -18,7 +18,7 @@
 // Projection: 10,000 customers × 30 days = 28.8 M readings at each measured rate, against the 120 s target.
 // The last line of stdout is one JSON object with every figure. A measurement, not a test: it never fails on
 // a figure; exit 1 only if a clean bill has findings (the data set is clean by construction).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,7 +30,7 @@ import { canonicalReading } from '../src/protocol/index.js';
 import { EmbeddedKvStore, localNodeSpecs, parsePolicy, startGateway } from '../src/kvs/index.js';
 import { Engine } from '../src/cascadb/index.js';
 import { logger } from '../src/observe/index.js';
-import { BillingPool, billPeriod, parsePeriod, parseTariffs, type BillingReport, type BillingTask, type TariffBook } from '../src/apps/billing/index.js';
+import { BillingPool, billPeriod, parsePeriod, parseTariffs, type BillingTask, type TariffBook } from '../src/apps/billing/index.js';
 import { num, printJsonLast, ratio, round, table } from './lib.js';
 
 const USAGE = `usage: node dist/bench/billing.js [flags]   (npm run bench:billing -- [flags])
@@ -64,7 +64,8 @@ const TARIFFS: TariffBook = parseTariffs({
 });
 
 /** Leaf hashes/s on `threads` threads at once (each hashing 81-byte buffers for `seconds`). */
-async function sha256Bound(threads: number, seconds: number): Promise<{ perThread: number[]; total: number }> {
+async function sha256Bound(threads: number, seconds: number): Promise<{ perThread: number[]; total: number; cpuUsPerHash: number }> {
+  const c0 = process.cpuUsage();
   const code = `
     const { hash } = require('node:crypto'); const { parentPort, workerData } = require('node:worker_threads');
     const b = Buffer.alloc(81, 7); let n = 0; const end = performance.now() + workerData * 1000; const t0 = performance.now();
@@ -77,7 +78,10 @@ async function sha256Bound(threads: number, seconds: number): Promise<{ perThrea
       w.once('error', rej);
     })),
   );
-  return { perThread, total: perThread.reduce((a, b) => a + b, 0) };
+  const c = process.cpuUsage(c0);
+  const total = perThread.reduce((a, b) => a + b, 0);
+  // CPU per hash: the whole process's CPU (thread start-up included, so slightly high) over the hashes done.
+  return { perThread, total, cpuUsPerHash: (c.user + c.system) / (total * seconds) };
 }
 
 interface DataSet {
@@ -144,30 +148,78 @@ export function buildDataSet(customers: number, days: number, batchSize: number)
   return { tasks, readings, batches: nBatches, meanProof: proofHashes / readings, seconds: (performance.now() - t0) / 1000, key: key.publicKey };
 }
 
-async function billAll(data: DataSet, key: Buffer, workers: number): Promise<{ seconds: number; readings: number; findings: number; hashes: number; signatures: number }> {
+/** CPU seconds of each thread of this process (Linux /proc; empty elsewhere): main, workers, V8's GC and compiler threads. */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const t of readdirSync('/proc/self/task')) {
+      const st = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out.set(t, (Number(f[11]) + Number(f[12])) / 100);
+    }
+  } catch {
+    // not Linux: the per-thread split is left out
+  }
+  return out;
+}
+
+interface Billed {
+  seconds: number;
+  readings: number;
+  findings: number;
+  hashes: number;
+  signatures: number;
+  /** CPU µs per reading, all threads of the process (main, workers, GC and compiler threads). */
+  cpuUs: number;
+  /** CPU µs per reading: this (main) thread, the billing workers together, the rest (V8 GC / compiler threads). */
+  split?: { main: number; workers: number; other: number };
+}
+
+async function billAll(data: DataSet, key: Buffer, workers: number): Promise<Billed> {
+  const before = threadCpu();
   const pool = new BillingPool({ tariffs: TARIFFS, metrologyPublicKey: key, workers });
-  // Thread start-up (module loading) is not billing: warm every thread with one task first.
-  const warm = data.tasks.slice(0, Math.max(1, workers));
-  await Promise.all(warm.map((t, i) => pool.run({ ...t, sets: t.sets.map((s) => new Uint8Array(s)), customer: { ...t.customer, id: `warm-${i}` } })));
+  // Warm-up is not billing: thread start-up and the JIT's first seconds (a 28.8 M run takes minutes) — a few chunks per thread.
+  const warm = data.tasks.slice(-Math.min(data.tasks.length, 2 * pool.window));
+  await Promise.all(warm.map((t, i) => pool.runJson({ ...t, sets: t.sets.map((s) => new Uint8Array(s)), customer: { ...t.customer, id: `warm-${i}` } })));
+  const s0 = pool.stats();
   let readings = 0;
   let findings = 0;
+  const t0c = threadCpu();
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const inflight = new Set<Promise<void>>();
   for (const t of data.tasks) {
     // Fresh copies, as the store would hand them over (the pool transfers and detaches them).
-    const p: Promise<void> = pool.run({ ...t, sets: t.sets.map((s) => new Uint8Array(s)) }).then((r: BillingReport) => {
-      readings += r.summary.readingsUsed;
-      findings += r.findings.length;
+    const p: Promise<void> = pool.runJson({ ...t, sets: t.sets.map((s) => new Uint8Array(s)) }).then((r) => {
+      readings += r.head.summary.readingsUsed;
+      findings += r.head.findings;
     });
     const tracked = p.finally(() => inflight.delete(tracked));
     inflight.add(tracked);
-    while (inflight.size >= Math.max(4, workers * 8)) await Promise.race(inflight);
+    while (inflight.size >= pool.window) await Promise.race(inflight);
   }
   await Promise.all(inflight);
   const seconds = (performance.now() - t0) / 1000;
-  const s = pool.stats();
+  const c = process.cpuUsage(c0);
+  const t1c = threadCpu();
+  const s1 = pool.stats();
   await pool.close();
-  return { seconds, readings, findings, ...s };
+  const perReading = (sec: number) => (sec * 1e6) / readings;
+  let split: Billed['split'];
+  if (t1c.size > 0) {
+    // The main thread's tid is the pid; threads absent before the pool started are its workers.
+    let main = 0;
+    let work = 0;
+    let other = 0;
+    for (const [tid, cpu] of t1c) {
+      const d = cpu - (t0c.get(tid) ?? 0);
+      if (tid === String(process.pid)) main += d;
+      else if (!before.has(tid)) work += d;
+      else other += d;
+    }
+    split = { main: perReading(main), workers: perReading(work), other: perReading(other) };
+  }
+  return { seconds, readings, findings, hashes: s1.hashes - s0.hashes, signatures: s1.signatures, cpuUs: perReading((c.user + c.system) / 1e6), ...(split ? { split } : {}) };
 }
 
 async function storeRuns(customers: number, workers: number): Promise<{ readings: number; sqlSeconds: number; kvSeconds: number; closeSeconds: number; writeSeconds: number; sqlRead: number; kvRead: number; findings: number }> {
@@ -202,9 +254,17 @@ async function storeRuns(customers: number, workers: number): Promise<{ readings
     const c0 = performance.now();
     for (const d of ['2024-03-04', '2024-03-05']) await closeDay(sql, kv, d);
     const closeSeconds = (performance.now() - c0) / 1000;
-    const viaSql = await billPeriod({ sql, from: '2024-03-04', to: '2024-03-04', tariffs: TARIFFS, metrologyPublicKey: key.publicKey, workers, keepReports: false });
-    const viaKv = await billPeriod({ sql, kv, from: '2024-03-04', to: '2024-03-04', tariffs: TARIFFS, metrologyPublicKey: key.publicKey, workers, keepReports: false });
-    return { readings: viaSql.readings, sqlSeconds: viaSql.seconds, kvSeconds: viaKv.seconds, closeSeconds, writeSeconds, sqlRead: viaSql.readSeconds, kvRead: viaKv.readSeconds, findings: viaSql.findings + viaKv.findings };
+    // One started pool for both runs, warmed by a first pass over the blobs: thread start-up is not the store path.
+    const pool = new BillingPool({ tariffs: TARIFFS, metrologyPublicKey: key.publicKey, workers });
+    try {
+      const common = { sql, from: '2024-03-04', to: '2024-03-04', tariffs: TARIFFS, metrologyPublicKey: key.publicKey, pool, keepReports: false };
+      await billPeriod({ ...common, kv });
+      const viaSql = await billPeriod(common);
+      const viaKv = await billPeriod({ ...common, kv });
+      return { readings: viaSql.readings, sqlSeconds: viaSql.seconds, kvSeconds: viaKv.seconds, closeSeconds, writeSeconds, sqlRead: viaSql.readSeconds, kvRead: viaKv.readSeconds, findings: viaSql.findings + viaKv.findings };
+    } finally {
+      await pool.close();
+    }
   } finally {
     await gateway.close();
     rmSync(dir, { recursive: true, force: true });
@@ -247,19 +307,22 @@ async function main(): Promise<number> {
   const projected = TARGET_READINGS / rate;
 
   const store = Number(f['store-customers']) > 0 ? await storeRuns(Number(f['store-customers']), workers) : undefined;
+  // CPU time is steadier than wall time on a shared machine: 28.8 M × CPU per reading over every core.
+  const cpuProjected = (us: number) => (TARGET_READINGS * us) / 1e6 / cores;
   const rows: string[][] = [
-    ['SHA-256 bound (1 leaf hash per reading, all cores)', num(boundAll.total), '1.00×', '-', '-'],
-    ['naive bound (full proof per reading, all cores)', num(naive), ratio(naive / boundAll.total), '-', num(TARGET_READINGS / naive, 1)],
-    [`billing, in memory, ${workers} threads`, num(rate), ratio(rate / boundAll.total), hashesPerReading.toFixed(2), num(projected, 1)],
-    ['billing, in memory, 1 thread', num(rate1), ratio(rate1 / boundAll.total), (one.hashes / one.readings).toFixed(2), num(TARGET_READINGS / rate1, 1)],
+    ['SHA-256 bound (1 leaf hash per reading, all cores)', num(boundAll.total), '1.00×', '-', '-', bound1.cpuUsPerHash.toFixed(2), num(cpuProjected(bound1.cpuUsPerHash), 1)],
+    ['naive bound (full proof per reading, all cores)', num(naive), ratio(naive / boundAll.total), '-', num(TARGET_READINGS / naive, 1), '-', '-'],
+    [`billing, in memory, ${workers} threads`, num(rate), ratio(rate / boundAll.total), hashesPerReading.toFixed(2), num(projected, 1), all.cpuUs.toFixed(2), num(cpuProjected(all.cpuUs), 1)],
+    ['billing, in memory, 1 thread', num(rate1), ratio(rate1 / boundAll.total), (one.hashes / one.readings).toFixed(2), num(TARGET_READINGS / rate1, 1), one.cpuUs.toFixed(2), num(cpuProjected(one.cpuUs), 1)],
   ];
   if (store) {
-    rows.push([`billing from CascaDB SQL (${Number(f['store-customers'])} customers × 1 day)`, num(store.readings / store.sqlSeconds), ratio(store.readings / store.sqlSeconds / boundAll.total), '-', num(TARGET_READINGS / (store.readings / store.sqlSeconds), 0)]);
-    rows.push([`billing from KVS day blobs (same)`, num(store.readings / store.kvSeconds), ratio(store.readings / store.kvSeconds / boundAll.total), '-', num(TARGET_READINGS / (store.readings / store.kvSeconds), 0)]);
+    rows.push([`billing from CascaDB SQL (${Number(f['store-customers'])} customers × 1 day)`, num(store.readings / store.sqlSeconds), ratio(store.readings / store.sqlSeconds / boundAll.total), '-', num(TARGET_READINGS / (store.readings / store.sqlSeconds), 0), '-', '-']);
+    rows.push([`billing from KVS day blobs (same)`, num(store.readings / store.kvSeconds), ratio(store.readings / store.kvSeconds / boundAll.total), '-', num(TARGET_READINGS / (store.readings / store.kvSeconds), 0), '-', '-']);
   }
   console.log('');
-  console.log(table(['path', 'readings/s', 'vs SHA-256 bound', 'SHA-256 per reading', 's for 28.8 M'], rows));
+  console.log(table(['path', 'readings/s', 'vs SHA-256 bound', 'SHA-256 per reading', 's for 28.8 M', 'CPU µs/reading', 'CPU s / cores for 28.8 M'], rows));
   console.log('');
+  if (all.split) console.log(`CPU µs per reading, ${workers} threads: main ${all.split.main.toFixed(2)}, billing workers ${all.split.workers.toFixed(2)}, V8 GC/compiler threads ${all.split.other.toFixed(2)}`);
   console.log(`scaling ${workers} threads vs 1: ${ratio(rate / rate1)}; signatures verified ${num(all.signatures)} (${data.batches} batches × ${workers} threads at most); findings on clean data: ${all.findings}`);
   console.log(`target: 28.8 M readings in < ${TARGET_SECONDS} s → ${num(TARGET_READINGS / TARGET_SECONDS)} readings/s; in memory: ${projected.toFixed(1)} s projected (${projected < TARGET_SECONDS ? 'meets' : 'misses'} it)`);
   if (store) console.log(`store paths (${num(store.readings)} readings): SQL ${store.sqlSeconds.toFixed(2)} s of which ${store.sqlRead.toFixed(2)} s reading rows; day blobs ${store.kvSeconds.toFixed(2)} s of which ${store.kvRead.toFixed(2)} s reading blobs; close-day ${store.closeSeconds.toFixed(2)} s; writing the signed rows ${store.writeSeconds.toFixed(2)} s`);
@@ -276,6 +339,11 @@ async function main(): Promise<number> {
     sha256PerReading: round(hashesPerReading, 3),
     meanProofHashes: round(data.meanProof, 2),
     projectedSecondsFor28_8M: round(projected, 1),
+    cpuUsPerReading: round(all.cpuUs, 2),
+    cpuUsPerReadingOneThread: round(one.cpuUs, 2),
+    ...(all.split ? { cpuUsPerReadingSplit: { main: round(all.split.main, 2), workers: round(all.split.workers, 2), other: round(all.split.other, 2) } } : {}),
+    sha256CpuUsPerHash: round(bound1.cpuUsPerHash, 3),
+    cpuProjectedSecondsFor28_8M: round(cpuProjected(all.cpuUs), 1),
     targetSeconds: TARGET_SECONDS,
     meetsTarget: projected < TARGET_SECONDS,
     ...(store ? { storeReadings: store.readings, sqlReadingsPerSec: round(store.readings / store.sqlSeconds, 0), kvReadingsPerSec: round(store.readings / store.kvSeconds, 0), closeDaySeconds: round(store.closeSeconds, 2) } : {}),

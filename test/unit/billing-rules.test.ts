@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { generateMetrologyKey, leafHash, merkleTree, verifyInclusion } from '../../src/crypto/index.js';
 import { encodeDayBlob, signBatch, type DayReading } from '../../src/ingest/index.js';
 import { canonicalReading, type PhasorReport } from '../../src/protocol/index.js';
-import { BatchVerifier, billCustomer, BillingError, compileTariff, parsePeriod, parseTariffs, reportHash, reportSerialization, type BillingTask, type TariffBook } from '../../src/apps/billing/index.js';
+import { BatchVerifier, billCustomer, billCustomerJson, BillingError, compileTariff, parsePeriod, parseTariffs, reportHash, reportSerialization, type BillingTask, type TariffBook } from '../../src/apps/billing/index.js';
 import { energyCents, windowOf } from '../../src/apps/billing/tariff.js';
 
 const STEP = 900_000;
@@ -52,11 +52,12 @@ function task(period: ReturnType<typeof parsePeriod>, present: (k: number) => bo
 describe('billing rules', () => {
   test('the memoizing verifier gives verifyInclusion’s answer for every leaf, in any order, with corruption', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 300 }), fc.array(fc.tuple(fc.nat(), fc.boolean(), fc.nat()), { minLength: 1, maxLength: 60 }), (n, picks) => {
+      // memoSlots: the default table, and a tiny one where node slots keep evicting each other.
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.array(fc.tuple(fc.nat(), fc.boolean(), fc.nat()), { minLength: 1, maxLength: 60 }), fc.constantFrom(undefined, 2, 16), (n, picks, memoSlots) => {
         const leaves = Array.from({ length: n }, (_, i) => leafHash(Buffer.from(`leaf-${n}-${i}`)));
         const tree = merkleTree(leaves);
         const signature = key.signBatch({ batchId: `fc-${n}`, count: n, root: tree.root });
-        const v = new BatchVerifier(key.publicKey);
+        const v = new BatchVerifier(key.publicKey, memoSlots ? { memoSlots } : {});
         const s = v.batch({ batchId: `fc-${n}`, keyId: key.keyId, count: n, root: tree.root, signature });
         assert.equal(s.verdict, 'ok');
         for (const [pick, corrupt, where] of picks) {
@@ -169,5 +170,20 @@ describe('billing rules', () => {
     assert.deepEqual(r.lines.map((l) => l.window), ['peak', 'intermediate', 'off-peak']);
     assert.equal(r.lines[0]!.energyWh, 12 * 100, 'a Monday has 3 peak hours');
     assert.equal(r.lines[1]!.energyWh, 8 * 100);
+  });
+
+  test('the JSON text a worker sends is the report billCustomer returns, hash and head included', () => {
+    const p = parsePeriod({ from: '2024-03-04', to: '2024-03-04' }, -180);
+    const now = () => new Date(0);
+    for (const present of [() => true, (k: number) => k < 10 || k > 13, (k: number) => k > 3 && k < 90, () => false]) {
+      const t = task(p, present, 'branca');
+      const obj = billCustomer(t, { tariffs: BOOK, metrologyPublicKey: key.publicKey, now });
+      const { json, head } = billCustomerJson(t, { tariffs: BOOK, metrologyPublicKey: key.publicKey, now });
+      assert.deepEqual(JSON.parse(json.toString('utf8')), JSON.parse(JSON.stringify(obj)));
+      assert.equal(reportHash(obj), obj.hash.value);
+      assert.deepEqual(head.hash, obj.hash);
+      assert.equal(head.findings, obj.findings.length);
+      assert.equal(head.summary.readingsUsed, obj.readings.length);
+    }
   });
 });

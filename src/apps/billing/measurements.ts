@@ -26,7 +26,7 @@ export interface MeasurementSet {
   leaf: Uint32Array;
   /** Offset and number of 32-byte proof hashes. */
   proofAt: Uint32Array;
-  proofLen: Uint8Array;
+  proofLen: Uint32Array;
 }
 
 // Canonical reading offsets: serial u32 ‖ ts u64 ‖ 15 × float32 (…, demand at +64 of the block) ‖ energy u48 ‖ status u16.
@@ -72,9 +72,11 @@ export function readMeasurementSet(input: Uint8Array): MeasurementSet {
   const n = b.readUInt32BE(p);
   p += 4;
   if (n > (b.length - p) / (CANONICAL_READING_SIZE + 9)) bad(`${n} readings cannot fit`);
+  // One backing store for the five columns (each its own would be five allocations per blob).
+  const cols = new Uint32Array(5 * n);
   const set: MeasurementSet = {
     meter, bytes: b, batches, n,
-    canonicalAt: new Uint32Array(n), batchIndex: new Uint32Array(n), leaf: new Uint32Array(n), proofAt: new Uint32Array(n), proofLen: new Uint8Array(n),
+    canonicalAt: cols.subarray(0, n), batchIndex: cols.subarray(n, 2 * n), leaf: cols.subarray(2 * n, 3 * n), proofAt: cols.subarray(3 * n, 4 * n), proofLen: cols.subarray(4 * n),
   };
   for (let i = 0; i < n; i++) {
     need(CANONICAL_READING_SIZE + 9);

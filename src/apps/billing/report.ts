@@ -81,23 +81,47 @@ export const money = (cents: number): string => `${cents < 0 ? '-' : ''}${Math.f
 
 const opt = (v: number | undefined) => (v === undefined ? '-' : String(v));
 
+/** A report without its readings, hash and generatedAt: what billing computes before writing it out. */
+export type ReportBody = Omit<BillingReport, 'hash' | 'generatedAt' | 'readings'>;
+
+/** The `reading` lines of the serialization, from report entries. */
+export function readingLines(r: Pick<BillingReport, 'readings' | 'batches'>): string {
+  let out = '';
+  for (const [m, ts, bi, leaf, h, reg] of r.readings) out += `reading\t${m}\t${ts}\t${r.batches[bi]}\t${leaf}\t${h}\t${reg}\n`;
+  return out;
+}
+
+/** The serialization around the reading lines: everything before them and everything after. */
+function serializationAround(r: ReportBody): [string, string] {
+  const head: string[] = [REPORT_FORMAT, `customer\t${r.customer.id}`, `period\t${r.period.fromMs}\t${r.period.toMs}`, `tariff\t${r.tariff.name}\t${r.tariff.digest}`, `metrology-key\t${r.metrologyKeyId}`];
+  for (const m of r.meters) head.push(`meter\t${m}`);
+  const tail: string[] = [];
+  for (const [m, ts, wh] of r.estimates) tail.push(`estimate\t${m}\t${ts}\t${wh}`);
+  for (const o of r.openings) tail.push(`opening\t${o.meter}\t${o.source}\t${o.registerWh ?? '-'}`);
+  for (const f of r.findings) tail.push(`finding\t${f.code}\t${f.meter}\t${opt(f.fromMs)}\t${opt(f.toMs)}\t${f.count}`);
+  for (const l of r.lines) tail.push(`line\t${l.window}\t${l.energyWh}\t${l.estimatedWh}\t${l.priceMicro}\t${l.amountCents}`);
+  for (const c of r.charges) tail.push(`charge\t${c.name}\t${c.amountCents}`);
+  for (const t of r.taxes) tail.push(`tax\t${t.name}\t${t.ratePpm}\t${t.amountCents}`);
+  tail.push(`total\t${r.totalCents}`);
+  return [`${head.join('\n')}\n`, `${tail.join('\n')}\n`];
+}
+
 /** FORMAT.md, "Hash": the canonical serialization of a report (every field but hash and generatedAt). */
 export function reportSerialization(r: Omit<BillingReport, 'hash' | 'generatedAt'>): string {
-  const out: string[] = [REPORT_FORMAT, `customer\t${r.customer.id}`, `period\t${r.period.fromMs}\t${r.period.toMs}`, `tariff\t${r.tariff.name}\t${r.tariff.digest}`, `metrology-key\t${r.metrologyKeyId}`];
-  for (const m of r.meters) out.push(`meter\t${m}`);
-  for (const [m, ts, bi, leaf, h, reg] of r.readings) out.push(`reading\t${m}\t${ts}\t${r.batches[bi]}\t${leaf}\t${h}\t${reg}`);
-  for (const [m, ts, wh] of r.estimates) out.push(`estimate\t${m}\t${ts}\t${wh}`);
-  for (const o of r.openings) out.push(`opening\t${o.meter}\t${o.source}\t${o.registerWh ?? '-'}`);
-  for (const f of r.findings) out.push(`finding\t${f.code}\t${f.meter}\t${opt(f.fromMs)}\t${opt(f.toMs)}\t${f.count}`);
-  for (const l of r.lines) out.push(`line\t${l.window}\t${l.energyWh}\t${l.estimatedWh}\t${l.priceMicro}\t${l.amountCents}`);
-  for (const c of r.charges) out.push(`charge\t${c.name}\t${c.amountCents}`);
-  for (const t of r.taxes) out.push(`tax\t${t.name}\t${t.ratePpm}\t${t.amountCents}`);
-  out.push(`total\t${r.totalCents}`);
-  return `${out.join('\n')}\n`;
+  const [head, tail] = serializationAround(r);
+  return head + readingLines(r) + tail;
 }
 
 export function reportHash(r: Omit<BillingReport, 'hash' | 'generatedAt'>): string {
-  return createHash('sha256').update(reportSerialization(r), 'utf8').digest('hex');
+  return reportHashOf(r, readingLines(r));
+}
+
+/** The hash of a report body whose `reading` lines are already written (billing builds them with the JSON). */
+export function reportHashOf(r: ReportBody, readingText: string | Uint8Array): string {
+  const [head, tail] = serializationAround(r);
+  const h = createHash('sha256').update(head, 'utf8');
+  (typeof readingText === 'string' ? h.update(readingText, 'utf8') : h.update(readingText)).update(tail, 'utf8');
+  return h.digest('hex');
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

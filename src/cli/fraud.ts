@@ -1,9 +1,11 @@
-// `securegrid fraud`: rank the consumer units most likely to be stealing (reads through SQL), and
+// `securegrid fraud`: rank the consumer units most likely to be stealing (readings through SQL or from the KVS
+// day blobs), and
 // `securegrid fraud eval`: the same methods against ground-truth theft labels. Logic lives in apps/fraud.
 import { resolve } from 'node:path';
 import { evaluate, evaluationTable, FraudError, METHODS, runFraud, simulateFraud, writeFraudReport, type FraudRun, type Method } from '../apps/fraud/index.js';
 import { createFleet, DAY_MS, dayOfIso, LabelLog, LOCAL_OFFSET_MS, readLabels, THEFT_TYPES, writeTheftLabels, type TheftLabel, type TheftType } from '../meter/index.js';
 import { intFlag, parseFlags, usage, UsageError, type FlagSpec } from './args.js';
+import { BLOB_FLAGS, openBlobStore } from './billing.js';
 import { openStore, STORE_FLAGS } from './ingest.js';
 import { progress } from './progress.js';
 
@@ -17,6 +19,8 @@ const COMMON: Record<string, FlagSpec> = {
 
 const RANK_SPEC: Record<string, FlagSpec> = {
   ...STORE_FLAGS,
+  ...BLOB_FLAGS,
+  source: { type: 'string', default: 'sql', help: "where readings come from: 'sql' (CascaDB rows) or 'kv' (the KVS day blobs of 'ingest close-day'; much faster); customers always come from SQL" },
   from: { type: 'string', help: 'first local day to score (yyyy-mm-dd, Brazil local time)' },
   to: { type: 'string', help: 'last local day to score (yyyy-mm-dd)' },
   ...COMMON,
@@ -66,10 +70,18 @@ function window(f: Record<string, string | boolean | undefined>): { from: string
 }
 
 async function rankFromStore(f: Record<string, string | boolean | undefined>): Promise<FraudRun> {
+  const source = String(f.source);
+  if (source !== 'sql' && source !== 'kv') throw new UsageError(`--source must be 'sql' or 'kv', got '${source}'`);
+  const w = window(f);
   const store = await openStore(f);
   try {
-    console.log(`securegrid fraud: reading ${store.where}`);
-    return await runFraud({ sql: store.sql, ...window(f), ...common(f) });
+    const blobs = source === 'kv' ? await openBlobStore(f, store) : undefined;
+    try {
+      console.log(`securegrid fraud: customers from ${store.where}; readings from ${blobs ? `the KVS day blobs (bucket ${String(f['kvs-bucket'])})` : 'the same, through SQL'}`);
+      return await runFraud({ sql: store.sql, ...(blobs ? { kv: blobs.kv } : {}), source, ...w, ...common(f) });
+    } finally {
+      await blobs?.close();
+    }
   } finally {
     await store.close();
   }

@@ -6,9 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateMetrologyKey } from '../../src/crypto/index.js';
-import { EngineSqlClient, ensureSchema, provisionDirectory, signBatch, storeBatch, type SqlClient } from '../../src/ingest/index.js';
+import { closeDay, dayBlobKey, EngineSqlClient, ensureSchema, provisionDirectory, signBatch, storeBatch, type SqlClient } from '../../src/ingest/index.js';
+import { EmbeddedKvStore, parsePolicy, type KvStore } from '../../src/kvs/index.js';
 import { createFleet, directoryEntry, generateReports, LabelLog, writeTheftLabels, DAY_MS, LOCAL_OFFSET_MS, type Fleet } from '../../src/meter/index.js';
-import { evaluate, evaluationTable, FraudError, runFraud, simulateFraud, writeFraudReport } from '../../src/apps/fraud/index.js';
+import { blobDates, evaluate, evaluationTable, FraudError, runFraud, simulateFraud, writeFraudReport } from '../../src/apps/fraud/index.js';
 import { startTestDb, type TestDb } from '../helpers/cascadb.js';
 
 const START_DAY = Date.UTC(2026, 8, 1) / DAY_MS;
@@ -86,6 +87,34 @@ describe('fraud through SQL', () => {
     const b = await simulateFraud({ fleet, workers: 0, sampleSize: 12 });
     const sa = new Map(a.ranking.customers.map((c) => [c.meterId, c.scores.stat]));
     for (const c of b.ranking.customers) assert.ok(Math.abs(c.scores.stat - sa.get(c.meterId)!) < 1e-3, `meter ${c.meterId}`);
+  });
+
+  test('the day blobs in the KVS (source kv) give the same readings and scores as SQL', async () => {
+    await db.gateway.objects.createBucket('t', 'measurements', parsePolicy('replicate:3'));
+    const kv: KvStore = new EmbeddedKvStore(db.gateway.objects, 't', 'measurements');
+    // Local days 09-01…09-08 (UTC−3) end at 09-09 03:00 UTC: nine UTC dates of blobs.
+    const dates = blobDates(START_DAY, 8);
+    assert.deepEqual([dates[0], dates.at(-1), dates.length], ['2026-09-01', '2026-09-09', 9]);
+    for (const d of dates) await closeDay(sql, kv, d);
+    const a = await runFraud({ sql, from: '2026-09-01', to: '2026-09-08', workers: 0, sampleSize: 12 });
+    const b = await runFraud({ sql, kv, source: 'kv', from: '2026-09-01', to: '2026-09-08', workers: 2, sampleSize: 12 });
+    assert.equal(a.source, 'sql');
+    assert.equal(b.source, 'kv');
+    assert.equal(b.readings, a.readings);
+    assert.deepEqual(b.ranking.customers.map((c) => [c.meterId, c.scores]), a.ranking.customers.map((c) => [c.meterId, c.scores]));
+    assert.deepEqual(b.examples.map((e) => [e.info.meterId, [...e.data]]), a.examples.map((e) => [e.info.meterId, [...e.data]]));
+    // A window inside one UTC day still maps readings to their local days.
+    const c = await runFraud({ sql, kv, from: '2026-09-05', to: '2026-09-06', workers: 0, sampleSize: 12 });
+    const d = await runFraud({ sql, from: '2026-09-05', to: '2026-09-06', workers: 0, sampleSize: 12 });
+    assert.equal(c.readings, 24 * 2 * 96);
+    assert.deepEqual(c.ranking.customers.map((x) => x.scores), d.ranking.customers.map((x) => x.scores));
+    // No blobs for the window: a no-data error that names close-day; a foreign blob: a store error.
+    await assert.rejects(runFraud({ sql, kv, from: '2026-10-01', to: '2026-10-03', workers: 0 }), (e: unknown) => e instanceof FraudError && e.code === 'no-data' && /close-day/.test(e.message));
+    const m = [...fleet.meters()];
+    const other = await kv.get(dayBlobKey(m[1]!.serial, '2026-09-03'));
+    await kv.write([{ op: 'put', key: dayBlobKey(m[0]!.serial, '2026-09-03'), value: other! }]);
+    await assert.rejects(runFraud({ sql, kv, from: '2026-09-01', to: '2026-09-08', workers: 0, sampleSize: 24 }), (e: unknown) => e instanceof FraudError && e.code === 'store' && /belongs to meter/.test(e.message));
+    await assert.rejects(runFraud({ sql, source: 'kv', from: '2026-09-01', to: '2026-09-08' }), (e: unknown) => e instanceof FraudError && e.code === 'bad-input');
   });
 
   test('a short window works and says so', async () => {

@@ -1,7 +1,10 @@
-// The fraud run: customers and readings through SQL (CascaDB) or from the simulator, a fleet model from a sample,
-// every customer scored as an independent task on the worker pool, then the fleet-level ranking.
+// The fraud run: customers through SQL (CascaDB); readings through SQL, from the KVS day blobs or from the
+// simulator; a fleet model from a sample, every customer scored as an independent task on the worker pool, then
+// the fleet-level ranking.
 import type { SqlQueryable } from '../../ingest/index.js';
+import type { KvStore } from '../../kvs/index.js';
 import { dayOfIso, isoDate, tsOf, type Fleet } from '../../meter/index.js';
+import { fetchBlobs, seriesFromBlobs } from './blobs.js';
 import { FraudError } from './errors.js';
 import { buildModel, type FleetModel, type ModelOptions } from './model.js';
 import { CustomerPool } from './pool.js';
@@ -30,7 +33,12 @@ export interface CommonOptions {
 }
 
 export interface FraudOptions extends CommonOptions {
+  /** Customers and their attributes (`customer`, `meter`), and the readings when source is 'sql'. */
   sql: SqlQueryable;
+  /** The KVS holding the day blobs of `securegrid ingest close-day` (source 'kv'). */
+  kv?: KvStore;
+  /** Where readings come from: 'sql' (CascaDB rows) or 'kv' (day blobs); default 'kv' when kv is given. */
+  source?: 'sql' | 'kv';
   /** First and last local day (yyyy-mm-dd, Brazil local time). */
   from: string;
   to: string;
@@ -44,6 +52,10 @@ export interface FraudRun {
   examples: CustomerSeries[];
   readings: number;
   seconds: number;
+  /** Where the readings came from. */
+  source: 'sql' | 'kv' | 'simulator';
+  /** Wall seconds of the phases: reading the sample, training the model, reading + scoring everyone, the examples. */
+  phases: { sample: number; model: number; score: number; examples: number };
 }
 
 const BATCH = 8;
@@ -124,10 +136,56 @@ function finish(results: CustomerResult[], model: FleetModel, o: CommonOptions &
   return rankResults(results, model, { method: o.method, from: o.from, to: o.to });
 }
 
-/** `securegrid fraud`: reads customers and readings through SQL, scores everyone, ranks. */
+/** Reads the series of a group of customers (at most BATCH) from one source. */
+type GroupReader = (infos: CustomerInfo[]) => Promise<{ series: CustomerSeries[]; rows: number }>;
+
+/** The reader of a source: SQL one customer at a time, or the group's day blobs in one getMany. */
+export function groupReader(o: Pick<FraudOptions, 'sql' | 'kv' | 'source'>, firstDay: number, days: number): GroupReader {
+  const source = o.source ?? (o.kv ? 'kv' : 'sql');
+  if (source === 'kv') {
+    const kv = o.kv;
+    if (!kv) throw new FraudError('bad-input', "source 'kv' needs the KVS holding the day blobs ('securegrid ingest close-day' writes them)");
+    return async (infos) => {
+      const blobs = await fetchBlobs(kv, infos, firstDay, days);
+      let rows = 0;
+      const series = infos.map((info, i) => {
+        const r = seriesFromBlobs(info, firstDay, days, blobs[i]!);
+        rows += r.rows;
+        return r.series;
+      });
+      return { series, rows };
+    };
+  }
+  return async (infos) => {
+    const series: CustomerSeries[] = [];
+    let rows = 0;
+    for (const info of infos) {
+      const r = await readSeries(o.sql, info, firstDay, days);
+      series.push(r.series);
+      rows += r.rows;
+    }
+    return { series, rows };
+  };
+}
+
+function groups<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Groups read at once: SQL keeps 4 queries in flight as before. */
+const READ_AHEAD = 4;
+/** Blobs: 16 customers' days per getMany, 3 in flight (bigger calls cost the store less CPU per blob). */
+const KV_GROUP = 16;
+const KV_AHEAD = 3;
+
+/** `securegrid fraud`: customers through SQL, readings through SQL or from the day blobs, everyone scored, ranked. */
 export async function runFraud(o: FraudOptions): Promise<FraudRun> {
   const started = performance.now();
   const { firstDay, days } = window(o.from, o.to);
+  const source = o.source ?? (o.kv ? 'kv' : 'sql');
+  const read = groupReader(o, firstDay, days);
   const customers = await readCustomers(o.sql);
   if (customers.length === 0) throw new FraudError('no-data', "the store has no meters: provision a directory ('securegrid ingest provision') or import readings first");
   const pool = new CustomerPool(o.workers ?? 2);
@@ -135,54 +193,60 @@ export async function runFraud(o: FraudOptions): Promise<FraudRun> {
   try {
     const sampleIdx = sampleIndices(customers.length, o.sampleSize ?? Math.max(200, Math.ceil(customers.length * 0.05)));
     const inSample = new Set(sampleIdx);
-    const sample: CustomerSeries[] = new Array(sampleIdx.length);
+    const sampleGroups = groups(sampleIdx, BATCH);
+    const sampleParts: CustomerSeries[][] = new Array(sampleGroups.length);
     let sampled = 0;
-    await forEachLimited(sampleIdx, 4, async (ci, k) => {
-      const r = await readSeries(o.sql, customers[ci]!, firstDay, days);
+    await forEachLimited(sampleGroups, READ_AHEAD, async (g, k) => {
+      const r = await read(g.map((ci) => customers[ci]!));
       readings += r.rows;
-      sample[k] = r.series;
-      o.onProgress?.({ phase: 'sample', done: ++sampled, total: sampleIdx.length });
+      sampleParts[k] = r.series;
+      sampled += g.length;
+      o.onProgress?.({ phase: 'sample', done: sampled, total: sampleIdx.length });
     });
-    if (readings === 0) throw new FraudError('no-data', `no readings between ${o.from} and ${o.to} (local days): check the window against what was ingested`);
+    const sample = sampleParts.flat();
+    const t1 = performance.now();
+    if (readings === 0) throw new FraudError('no-data', `no readings between ${o.from} and ${o.to} (local days): check the window against what was ingested${source === 'kv' ? " and that 'securegrid ingest close-day' ran for those days" : ''}`);
     const model = buildModel(sample, o.model);
     await pool.setModel(model);
+    const t2 = performance.now();
     const results: CustomerResult[] = [];
     let done = 0;
     const total = customers.length;
     const scoring: Array<Promise<void>> = [];
     const running = new Set<Promise<void>>();
-    const submit = (batch: CustomerSeries[]) => {
-      const job: Promise<void> = pool.score(batch).then((rs) => {
-        running.delete(job);
+    const track = (job: Promise<CustomerResult[]>) => {
+      const p: Promise<void> = job.then((rs) => {
+        running.delete(p);
         results.push(...rs);
         done += rs.length;
         o.onProgress?.({ phase: 'score', done, total });
       });
-      running.add(job);
-      scoring.push(job);
+      running.add(p);
+      scoring.push(p);
     };
-    for (let i = 0; i < sample.length; i += BATCH) submit(sample.slice(i, i + BATCH));
-    const rest = customers.filter((_, i) => !inSample.has(i));
-    let batch: CustomerSeries[] = [];
+    for (let i = 0; i < sample.length; i += BATCH) track(pool.score(sample.slice(i, i + BATCH)));
+    const others = customers.filter((_, i) => !inSample.has(i));
     const limit = Math.max(4, pool.size * 3);
-    await forEachLimited(rest, 4, async (info) => {
-      const r = await readSeries(o.sql, info, firstDay, days);
-      readings += r.rows;
-      batch.push(r.series);
-      if (batch.length >= BATCH) {
-        submit(batch);
-        batch = [];
-      }
-      // Backpressure: reading stays at most a few batches ahead of the workers.
+    // Backpressure: reading stays at most a few batches ahead of the workers.
+    const drain = async () => {
       while (running.size > limit) await Promise.race(running);
+    };
+    // Blobs come in bigger getMany groups than SQL's per-customer queries; workers get BATCH customers each.
+    const [size, ahead] = source === 'kv' ? [KV_GROUP, KV_AHEAD] : [BATCH, READ_AHEAD];
+    await forEachLimited(groups(others, size), ahead, async (g) => {
+      const r = await read(g);
+      readings += r.rows;
+      for (let i = 0; i < r.series.length; i += BATCH) track(pool.score(r.series.slice(i, i + BATCH)));
+      await drain();
     });
-    if (batch.length) submit(batch);
     await Promise.all(scoring);
     const ranking = finish(results, model, o);
-    const examples: CustomerSeries[] = [];
+    const t3 = performance.now();
     const byMeter = new Map(customers.map((c) => [c.meterId, c]));
-    for (const c of ranking.customers.slice(0, o.examples ?? 5)) examples.push((await readSeries(o.sql, byMeter.get(c.meterId)!, firstDay, days)).series);
-    return { ranking, model, results: new Map(results.map((r) => [r.info.meterId, r])), examples, readings, seconds: (performance.now() - started) / 1000 };
+    const examples = (await read(ranking.customers.slice(0, o.examples ?? 5).map((c) => byMeter.get(c.meterId)!))).series;
+    const t4 = performance.now();
+    const phases = { sample: (t1 - started) / 1000, model: (t2 - t1) / 1000, score: (t3 - t2) / 1000, examples: (t4 - t3) / 1000 };
+    return { ranking, model, results: new Map(results.map((r) => [r.info.meterId, r])), examples, readings, seconds: (t4 - started) / 1000, source, phases };
   } finally {
     await pool.close();
   }
@@ -234,7 +298,8 @@ export async function simulateFraud(o: SimulatedOptions): Promise<FraudRun> {
     const ranking = finish(results, model, { ...o, from, to });
     const examples = ranking.customers.slice(0, o.examples ?? 5).map((c) => simulatedSeries(fleet, c.meterId - fleet.serialBase, firstDay, days));
     const readings = fleet.count * days * 96;
-    return { ranking, model, results: new Map(results.map((r) => [r.info.meterId, r])), examples, readings, seconds: (performance.now() - started) / 1000 };
+    const seconds = (performance.now() - started) / 1000;
+    return { ranking, model, results: new Map(results.map((r) => [r.info.meterId, r])), examples, readings, seconds, source: 'simulator', phases: { sample: 0, model: 0, score: seconds, examples: 0 } };
   } finally {
     await pool.close();
   }

@@ -45,10 +45,11 @@ export function dayView(s: CustomerSeries, ch: number, day: number): Float32Arra
 /** Adds readings (in any order); returns how many fell inside the window. Registers are kept as step sizes. */
 export class SeriesBuilder {
   readonly series: CustomerSeries;
-  readonly #regs: Float64Array;
+  /** Register readings (Wh) by day × slot, turned into steps by finish(); the blob reader writes it directly. */
+  readonly registers: Float64Array;
   constructor(info: CustomerInfo, firstDay: number, days: number) {
     this.series = emptySeries(info, firstDay, days);
-    this.#regs = new Float64Array(days * INTERVALS_PER_DAY).fill(Number.NaN);
+    this.registers = new Float64Array(days * INTERVALS_PER_DAY).fill(Number.NaN);
   }
 
   add(r: PhasorReport): boolean {
@@ -68,7 +69,7 @@ export class SeriesBuilder {
       put(CH.a1 + j, ph.angleDeg);
     }
     put(CH.status, r.status);
-    this.#regs[d * INTERVALS_PER_DAY + slot] = r.energyWh;
+    this.registers[d * INTERVALS_PER_DAY + slot] = r.energyWh;
     return true;
   }
 
@@ -95,7 +96,7 @@ export class SeriesBuilder {
     x[CH.a2 * n + o] = Number(row.a2);
     x[CH.a3 * n + o] = Number(row.a3);
     x[CH.status * n + o] = Number(row.status);
-    this.#regs[o] = Number(row.energy_wh);
+    this.registers[o] = Number(row.energy_wh);
     return true;
   }
 
@@ -105,8 +106,8 @@ export class SeriesBuilder {
     const n = s.days * INTERVALS_PER_DAY;
     const base = CH.reg * n;
     for (let k = 1; k < n; k++) {
-      const a = this.#regs[k - 1]!;
-      const b = this.#regs[k]!;
+      const a = this.registers[k - 1]!;
+      const b = this.registers[k]!;
       s.data[base + k] = Number.isNaN(a) || Number.isNaN(b) ? Number.NaN : b - a;
     }
     return s;

@@ -51,7 +51,7 @@ import type { IngestKeys } from './keys.js';
 import { connectIngestMqtt } from './mqtt.js';
 import { rangeViolation } from './reading.js';
 import { ensureSchema, insertRows } from './schema.js';
-import type { SqlClient } from './sql.js';
+import { SqlError, type SqlClient } from './sql.js';
 import { startOperatorApi, type OperatorApi, type OperatorApiOptions } from './api.js';
 
 export interface IngestOptions {
@@ -372,15 +372,25 @@ class IngestService implements Ingest {
             this.reject('malformed'); // responses travel on sg/<agg>/resp
         }
       } catch (err) {
-        if (err instanceof IngestError && err.code === 'store') throw err;
+        if ((err instanceof IngestError && err.code === 'store') || err instanceof SqlError) throw this.abandon(t, key, err);
         this.reject(rejectReasonOf(err));
       }
     }
     if (t.records) this.m.records.inc(t.records);
-    if (finishes.length) await this.storeSessions(finishes, down);
+    if (finishes.length)
+      await this.storeSessions(finishes, down).catch((err: unknown) => {
+        throw this.abandon(t, key, err);
+      });
     if (down.length) this.publishDownlink(aggregatorId, down);
     t.processing = false;
     this.maybeAck(t);
+  }
+
+  /** CascaDB failed mid-batch — not the sender's fault: the batch stays unacked and forgotten, so its retransmission is taken afresh. */
+  private abandon(t: Tracker, key: string, err: unknown): unknown {
+    t.failed = true;
+    this.recent.delete(key);
+    return err;
   }
 
   private async meter(serial: number): Promise<MeterInfo | null> {

@@ -30,6 +30,7 @@ import {
   initIngestKeys,
   provisionDirectory,
   reportFromRow,
+  SqlError,
   startIngest,
   type Ingest,
   type IngestOptions,
@@ -341,6 +342,40 @@ describe('ingest durability', () => {
       await r.field.acked(seq);
       assert.equal(committed, true);
       assert.equal((await r.sql.query('SELECT ts FROM reading')).rows.length, 2);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('a store error while loading a session leaves the batch unacked; the retransmission is stored once', async () => {
+    const r = await rig([2201]);
+    try {
+      await r.start();
+      await r.handshake(r.meters); // instance A holds the session and wrote it to meter_session
+      await r.ingests.shift()!.close();
+      let failed = false;
+      const flaky: SqlClient = {
+        query: (s, p) => {
+          if (!failed && s.startsWith('SELECT sealed FROM meter_session')) {
+            failed = true;
+            return Promise.reject(new SqlError('08006', 'injected: connection terminated'));
+          }
+          return r.sql.query(s, p);
+        },
+        close: () => r.sql.close(),
+        transaction: (fn) => r.sql.transaction(fn),
+      };
+      await r.start({ sql: flaky }); // instance B must load the session: its first lookup fails
+      const m = r.meters[0]!;
+      const envs = [r.record(m, report(m.serial, 0))];
+      const seq = await r.field.send(envs);
+      await until('the lookup failed', () => failed, 10_000);
+      await new Promise((done) => setTimeout(done, 300));
+      assert.equal(r.field.acks.includes(seq), false, 'not acked after a store error');
+      assert.equal(r.ingests[0]!.stats().rejected.malformed, 0, 'a store error is not the sender’s fault');
+      await r.field.send(envs, 'up', seq); // the aggregator's retransmission
+      await r.field.acked(seq);
+      assert.equal((await r.sql.query('SELECT ts FROM reading')).rows.length, 1);
     } finally {
       await r.close();
     }

@@ -230,7 +230,7 @@ describe('simulator', () => {
     const seen = new Set<number>();
     const realSend = meterSide.send.bind(meterSide);
     meterSide.send = (env) => (env.type === EnvelopeType.clientHello && !seen.has(env.serial) ? (seen.add(env.serial), true) : realSend(env));
-    const sim = new Simulator({ fleet, links: meterSide, collectorKeys: { [SUITE]: collectorIdentity.publicKey }, handshakeTimeoutMs: 50 });
+    const sim = new Simulator({ fleet, links: meterSide, collectorKeys: { [SUITE]: collectorIdentity.publicKey }, handshakeTimeoutMs: 400 }); // long enough for a loaded CI machine, short enough to retry quickly
     await sim.start();
     assert.equal(sim.stats.handshakes, 5);
     assert.equal(sim.stats.handshakeRetries, 5);

@@ -122,9 +122,9 @@ test('against Mosquitto at 127.0.0.1:1883: MQTT 5, $share spreads batches over t
     const union = new Set([...a.got.keys(), ...b.got.keys()]);
     assert.equal(union.size, N);
     links[0]!.send({ type: EnvelopeType.response, serial: 5, sessionId: sid, body: Buffer.from('resp-5') });
-    await until(() => a.responses.length === 1 && b.responses.length === 1, 5000, 'responses at both instances');
+    await until(() => a.responses.length === 1 && b.responses.length === 1, 15_000, 'responses at both instances');
     await a.client.publishAsync(topics(agg).down, encodeDownlink({ aggregatorId: agg, envelopes: [{ type: EnvelopeType.downlink, serial: 1042, sessionId: sid, body: Buffer.from('cmd') }] }), { qos: 1 });
-    await until(() => down[1]!.length === 1, 5000, 'downlink');
+    await until(() => down[1]!.length === 1, 15_000, 'downlink');
     assert.deepEqual(down, [[], ['1042:cmd']]);
     await until(() => relay.stats().unackedBatches === 0, 5000, 'acks');
     console.log(`${N} envelopes through the aggregator to Mosquitto and two $share subscribers in ${ms} ms (${Math.round((N / ms) * 1000)} envelopes/s)`);

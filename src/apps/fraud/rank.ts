@@ -9,7 +9,7 @@ export const METHODS = ['paper', 'stat', 'combined'] as const;
 export type Method = (typeof METHODS)[number];
 export const METHOD_NAMES: Readonly<Record<Method, string>> = {
   paper: 'paper: SOM classes + daily correlation with regular behaviour',
-  stat: 'stat: robust z-scores of level, shape and phasor features within the class',
+  stat: 'stat: robust z-scores of level, shape and phasor features within the class (largest z + ½ the second; z capped at 30, so 45 is the maximum)',
   combined: 'combined: percentile ranks, 3/4 stat + 1/4 paper (the best of the combinations measured)',
 };
 
@@ -178,6 +178,8 @@ function reasonsFor(r: CustomerResult, z: Float64Array): string[] {
         break;
       case 'smooth':
       case 'roughening':
+        // Both features have one explanation: say it once.
+        if (out.some((t) => t.startsWith('erratic'))) break;
         out.push(`erratic interval-to-interval profile recently (lag-1 autocorrelation ${f2(-r.features[FI.smooth]!)}, ${f2(r.features[FI.roughening]!)} lower than in its reference days) (${zs})`);
         break;
       case 'shapeShift': {
@@ -212,7 +214,7 @@ function reasonsFor(r: CustomerResult, z: Float64Array): string[] {
     }
     if (out.length >= 4) break;
   }
-    return out;
+  return out;
 }
 
 /** The days an analyst should open, worst first (at most 8), and what deviates on each. */
@@ -259,7 +261,11 @@ export function rankResults(results: readonly CustomerResult[], model: FleetMode
   const ps = percentileRanks(stat);
   const combined = Float64Array.from({ length: n }, (_, i) => 0.75 * ps[i]! + 0.25 * pp[i]!);
   const by: Record<Method, Float64Array> = { paper, stat, combined };
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => by[method][b]! - by[method][a]! || stat[b]! - stat[a]! || results[a]!.info.meterId - results[b]!.info.meterId);
+  // Ties are common at the top (two features at the z cap give stat 45): more deviating evidence ranks first.
+  const evidence = Float64Array.from(zs, (z) => z.reduce((t, v) => t + Math.max(0, v), 0));
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => by[method][b]! - by[method][a]! || stat[b]! - stat[a]! || evidence[b]! - evidence[a]! || paper[b]! - paper[a]! || results[a]!.info.meterId - results[b]!.info.meterId,
+  );
   const customers: RankedCustomer[] = order.map((i, k) => {
     const r = results[i]!;
     const z = zs[i]!;

@@ -22,7 +22,12 @@ export interface ReportInput {
   thieves?: ReadonlySet<number>;
   /** Rows in the HTML table (the CSV and JSON hold everyone). Default 100. */
   top?: number;
+  /** Where the readings came from, and how many (shown in the header). */
+  source?: 'sql' | 'kv' | 'simulator';
+  readings?: number;
 }
+
+const SOURCE_NAMES = { sql: 'CascaDB (SQL)', kv: 'the KVS day blobs', simulator: 'the simulator (no store)' } as const;
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const csvCell = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
@@ -79,12 +84,16 @@ function curvesSvg(s: CustomerSeries, r: CustomerResult): string {
   let max = 0;
   const curves = recent.map(hourlyKw);
   for (const c of [...curves, regular]) for (const v of c) if (v > max) max = v;
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + 30}" viewBox="0 0 ${W} ${H + 30}">`, `<rect x="40" y="5" width="${W - 50}" height="${H}" fill="#fafafa" stroke="#ccc"/>`];
-  for (const c of curves) parts.push(polyline(c, 40, 5, W - 50, H, max, 'stroke="#d62728" stroke-opacity="0.45" stroke-width="1"'));
-  parts.push(polyline(regular, 40, 5, W - 50, H, max, 'stroke="#1f77b4" stroke-width="3"'));
-  for (let h = 0; h <= 24; h += 6) parts.push(`<text x="${40 + (h / 23) * (W - 50)}" y="${H + 20}" font-size="10" text-anchor="middle">${h}h</text>`);
-  parts.push(`<text x="36" y="14" font-size="10" text-anchor="end">${max.toFixed(max < 10 ? 2 : 0)} kW</text><text x="36" y="${H + 5}" font-size="10" text-anchor="end">0</text>`);
-  parts.push(`<text x="${W - 12}" y="20" font-size="11" text-anchor="end" fill="#1f77b4">regular (${ref.length} reference days)</text><text x="${W - 12}" y="34" font-size="11" text-anchor="end" fill="#d62728">${curves.length} recent days</text>`);
+  const L = 60; // left margin: room for the kW label
+  const PW = W - L - 10;
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + 44}" viewBox="0 0 ${W} ${H + 44}">`, `<rect x="${L}" y="5" width="${PW}" height="${H}" fill="#fafafa" stroke="#ccc"/>`];
+  for (const c of curves) parts.push(polyline(c, L, 5, PW, H, max, 'stroke="#d62728" stroke-opacity="0.45" stroke-width="1"'));
+  parts.push(polyline(regular, L, 5, PW, H, max, 'stroke="#1f77b4" stroke-width="3"'));
+  // Point h is the mean of hour h…h+1 (local time).
+  for (let h = 0; h < 24; h += 3) parts.push(`<text x="${L + (h / 23) * PW}" y="${H + 20}" font-size="10" text-anchor="middle">${String(h).padStart(2, '0')}:00</text>`);
+  parts.push(`<text x="${L - 4}" y="14" font-size="10" text-anchor="end">${max.toFixed(max < 10 ? 2 : 0)} kW</text><text x="${L - 4}" y="${H + 5}" font-size="10" text-anchor="end">0 kW</text>`);
+  // Legend under the plot: inside it would hide the evening peak.
+  parts.push(`<text x="${L}" y="${H + 38}" font-size="11"><tspan fill="#1f77b4">━ regular: mean of ${ref.length} reference days (kW by hour)</tspan>   <tspan fill="#d62728">— ${curves.length} most recent days</tspan></text>`);
   parts.push('</svg>');
   return parts.join('');
 }
@@ -96,20 +105,29 @@ function dailySvg(r: CustomerResult): string {
   const n = r.days;
   let max = 0;
   for (let d = 0; d < n; d++) if (r.daily.energyKwh[d]! > max) max = r.daily.energyKwh[d]!;
-  const bw = (W - 50) / n;
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + 25}" viewBox="0 0 ${W} ${H + 25}">`, `<rect x="40" y="5" width="${W - 50}" height="${H}" fill="#fafafa" stroke="#ccc"/>`];
+  const L = 60;
+  const PW = W - L - 36; // right margin: room for the correlation scale
+  const bw = PW / n;
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + 54}" viewBox="0 0 ${W} ${H + 54}">`, `<rect x="${L}" y="5" width="${PW}" height="${H}" fill="#fafafa" stroke="#ccc"/>`];
   for (let d = 0; d < n; d++) {
     const e = r.daily.energyKwh[d]!;
     if (!Number.isFinite(e)) continue;
     const h = (e / (max || 1)) * (H / 2);
     const bad = r.daily.zeros[d]! > 0 || r.daily.flat[d]! > 0 || r.daily.phaseZero[d]! > 0;
-    parts.push(`<rect x="${(40 + d * bw).toFixed(1)}" y="${(5 + H - h).toFixed(1)}" width="${Math.max(1, bw - 1).toFixed(1)}" height="${h.toFixed(1)}" fill="${bad ? '#ff7f0e' : '#9ecae1'}"><title>${isoDate(r.firstDay + d)}: ${e.toFixed(1)} kWh</title></rect>`);
+    parts.push(`<rect x="${(L + d * bw).toFixed(1)}" y="${(5 + H - h).toFixed(1)}" width="${Math.max(1, bw - 1).toFixed(1)}" height="${h.toFixed(1)}" fill="${bad ? '#ff7f0e' : '#9ecae1'}"><title>${isoDate(r.firstDay + d)}: ${e.toFixed(1)} kWh</title></rect>`);
   }
   const corr = Array.from(r.daily.corr, (c) => (Number.isFinite(c) ? (c + 1) / 2 : Number.NaN));
-  parts.push(polyline(corr, 40 + bw / 2, 5, W - 50 - bw, H, 1, 'stroke="#2ca02c" stroke-width="2"'));
-  if (r.onset !== null) parts.push(`<line x1="${40 + r.onset * bw}" x2="${40 + r.onset * bw}" y1="5" y2="${H + 5}" stroke="#000" stroke-dasharray="4 3"/>`);
-  parts.push(`<text x="40" y="${H + 20}" font-size="10">${isoDate(r.firstDay)}</text><text x="${W - 10}" y="${H + 20}" font-size="10" text-anchor="end">${isoDate(r.firstDay + n - 1)}</text>`);
-  parts.push(`<text x="${W - 12}" y="18" font-size="11" text-anchor="end"><tspan fill="#2ca02c">correlation with regular behaviour (−1…1)</tspan>; bars: daily kWh (orange: zeros, flat or dead phase)</text>`);
+  parts.push(polyline(corr, L + bw / 2, 5, PW - bw, H, 1, 'stroke="#2ca02c" stroke-width="2"'));
+  if (r.onset !== null) {
+    const x = L + r.onset * bw;
+    parts.push(`<line x1="${x}" x2="${x}" y1="5" y2="${H + 5}" stroke="#000" stroke-dasharray="4 3"/><text x="${x + 3}" y="${5 + H / 2 - 4}" font-size="10">change ${isoDate(r.firstDay + r.onset)}</text>`);
+  }
+  // Bars fill the lower half (left scale, kWh); the correlation line spans the height (right scale, −1…1).
+  parts.push(`<text x="${L - 4}" y="${5 + H / 2 + 4}" font-size="10" text-anchor="end">${max.toFixed(max < 10 ? 1 : 0)} kWh</text><text x="${L - 4}" y="${H + 5}" font-size="10" text-anchor="end">0 kWh</text>`);
+  parts.push(`<g font-size="10" fill="#2ca02c"><text x="${L + PW + 4}" y="14">+1</text><text x="${L + PW + 4}" y="${5 + H / 2 + 4}">0</text><text x="${L + PW + 4}" y="${H + 5}">−1</text></g>`);
+  parts.push(`<text x="${L}" y="${H + 18}" font-size="10">${isoDate(r.firstDay)}</text><text x="${L + PW}" y="${H + 18}" font-size="10" text-anchor="end">${isoDate(r.firstDay + n - 1)}</text>`);
+  parts.push(`<text x="${L}" y="${H + 32}" font-size="11"><tspan fill="#2ca02c">— daily correlation with regular behaviour (right scale)</tspan></text>`);
+  parts.push(`<text x="${L}" y="${H + 47}" font-size="11">bars: daily kWh (left scale); <tspan fill="#ff7f0e">orange</tspan>: zeros, flat profile or a dead phase that day</text>`);
   parts.push('</svg>');
   return parts.join('');
 }
@@ -170,7 +188,9 @@ function histogramSvg(values: number[], thief: boolean[]): string {
     parts.push(`<rect x="${x}" y="${(5 + H - ha).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${ha.toFixed(1)}" fill="#9ecae1"><title>${a[k]} customers</title></rect>`);
     if (b[k]) parts.push(`<rect x="${x}" y="${(5 + H - ha - hb).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${hb.toFixed(1)}" fill="#d62728"><title>${b[k]} labelled thieves</title></rect>`);
   }
-  parts.push(`<text x="40" y="${H + 20}" font-size="10">${lo.toFixed(2)}</text><text x="${W - 10}" y="${H + 20}" font-size="10" text-anchor="end">${hi.toFixed(2)}</text>`);
+  parts.push(`<line x1="40" x2="${W - 10}" y1="${H + 5}" y2="${H + 5}" stroke="#999"/>`);
+  for (let q = 0; q <= 4; q++) parts.push(`<text x="${40 + (q / 4) * (W - 50)}" y="${H + 20}" font-size="10" text-anchor="${q === 0 ? 'start' : q === 4 ? 'end' : 'middle'}">${(lo + (q / 4) * (hi - lo)).toFixed(hi - lo < 10 ? 2 : 1)}</text>`);
+  parts.push(`<text x="36" y="14" font-size="10" text-anchor="end">${max}</text><text x="36" y="${H + 5}" font-size="10" text-anchor="end">0</text>`);
   parts.push('</svg>');
   return parts.join('');
 }
@@ -185,7 +205,8 @@ export function reportHtml(i: ReportInput): string {
   out.push(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>securegrid fraud ranking ${esc(r.from)} – ${esc(r.to)}</title>`);
   out.push('<style>body{font:14px/1.4 system-ui,sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}pre{background:#f4f4f4;padding:8px;overflow-x:auto}.n{text-align:right}section{margin:28px 0}</style></head><body>');
   out.push(`<h1>Fraud ranking, ${esc(r.from)} – ${esc(r.to)}</h1>`);
-  out.push(`<p>${r.customers.length} customers ranked by <b>${esc(r.method)}</b>. Methods: ${Object.values(r.methods).map(esc).join('; ')}. The SOM (${r.model.somWidth}×${r.model.somHeight}) was trained on ${r.model.sampleProfiles} daily profiles of ${r.model.sampleCustomers} customers.</p>`);
+  const from = i.source ? ` from ${i.readings !== undefined ? `${i.readings.toLocaleString('en-US')} readings in ` : ''}${SOURCE_NAMES[i.source]}` : '';
+  out.push(`<p>${r.customers.length} customers ranked by <b>${esc(r.method)}</b>${from}. Methods: ${Object.values(r.methods).map(esc).join('; ')}. The SOM (${r.model.somWidth}×${r.model.somHeight}) was trained on ${r.model.sampleProfiles} daily profiles of ${r.model.sampleCustomers} customers.</p>`);
   for (const n of r.notes) out.push(`<p><b>Note:</b> ${esc(n)}</p>`);
   if (i.evaluation) out.push(`<section><h2>Evaluation against labels</h2><pre>${esc(evaluationTable(i.evaluation))}</pre></section>`);
   out.push(`<section><h2>Top ${top.length}</h2><table><tr><th>#</th><th>meter</th><th>customer</th><th>class</th>${METHODS.map((m) => `<th>${m}</th>`).join('')}<th>why</th></tr>`);
@@ -204,7 +225,7 @@ export function reportHtml(i: ReportInput): string {
   }
   out.push('</section>');
   out.push(`<section><h2>Self-organizing map</h2><p>Each cell: its prototype daily shape (hourly, z-normalized), shaded by the U-matrix (darker = farther from its neighbours: a class boundary), with the number of customer-days it classifies.</p>${somSvg(i.model, hits)}</section>`);
-  out.push(`<section><h2>Score distribution (${esc(r.method)})</h2>${histogramSvg(r.customers.map((c) => c.score), thief)}<p>Bar height on a square-root scale${i.thieves ? '; red: labelled thieves' : ''}.</p></section>`);
+  out.push(`<section><h2>Score distribution (${esc(r.method)})</h2>${histogramSvg(r.customers.map((c) => c.score), thief)}<p>Customers per score bin (bar height on a square-root scale, so a few suspects stay visible beside thousands of ordinary customers)${i.thieves ? '; red: labelled thieves' : ''}.</p></section>`);
   out.push('</body></html>');
   return out.join('\n');
 }

@@ -24,7 +24,7 @@ export interface AggregatorOptions {
   batchMs?: number;
   /** Re-publish a batch not acked this long after its last publish. */
   retransmitMs?: number;
-  /** Envelopes held unacked (sent or not) beyond which the aggregator stops reading from the field link. */
+  /** Envelopes held unacked (sent or not) beyond which the aggregator stops reading from the field link; keep it well under what the ingest commits within retransmitMs, or batches still queued are re-sent (default 20,000). */
   maxUnacked?: number;
   mqttVersion?: MqttVersion;
   /** MQTT 5 session expiry, seconds. */
@@ -94,7 +94,7 @@ export class Aggregator {
     this.batchMax = positive(opts.batchMax ?? 500, 'batchMax', MAX_BATCH_ENVELOPES);
     this.batchMs = positive(opts.batchMs ?? 50, 'batchMs');
     this.retransmitMs = positive(opts.retransmitMs ?? 20_000, 'retransmitMs');
-    this.maxUnacked = positive(opts.maxUnacked ?? 100_000, 'maxUnacked');
+    this.maxUnacked = positive(opts.maxUnacked ?? 20_000, 'maxUnacked');
     this.log = logger('aggregator').child({ agg: opts.id });
     this.metrics = opts.metrics ?? new Metrics('aggregator');
     this.m = meters(this.metrics, opts.id);

@@ -10,7 +10,7 @@ const SPEC: Record<string, FlagSpec> = {
   'batch-max': { type: 'string', default: '500', help: 'envelopes per uplink batch' },
   'batch-ms': { type: 'string', default: '50', help: 'longest wait before a partial batch goes out, ms' },
   'retransmit-ms': { type: 'string', default: '20000', help: 're-publish a batch not acked after this many ms' },
-  'max-unacked': { type: 'string', default: '100000', help: 'unacked envelopes beyond which meters are no longer read' },
+  'max-unacked': { type: 'string', default: '20000', help: 'unacked envelopes beyond which meters are no longer read' },
 };
 
 export async function runAggregator(argv: string[]): Promise<number> {
